@@ -1,0 +1,193 @@
+"""Turn scalar activation definitions into CPU kernels.
+
+From one definition (a scalar ``forward``, its derivative ``grad`` and, for
+some functions, the derivative as a function of the output) this module
+builds, per dtype and on first use:
+
+* ``numba.vectorize`` ufuncs (forward, grad, backward ``g * f'(x)`` and
+  backward from the output ``g * f'(y)``): any strides, broadcasting, small
+  arrays;
+* ``numba.njit(parallel=True)`` loops over flat contiguous arrays for large
+  inputs: the same four plus ``value_and_grad``, which writes both outputs in
+  one pass.
+
+Every kernel comes from one template below. A template refers to the scalar
+functions through the globals ``f``, ``df`` and ``dfy``; a kernel is a
+copy of it with those globals bound to one definition's functions
+(``fastact._compile.specialize``), so that Numba's on-disk cache keeps one
+entry per (definition, kernel) and a second process loads it instead of
+compiling.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numba
+import numpy as np
+from numba import prange
+
+from fastact._compile import specialize
+
+# Placeholders for the scalar functions a template calls; each instantiated
+# kernel gets its own globals with these bound.
+f = df = dfy = None
+
+# Elements above which a contiguous array is processed by the parallel loop.
+# Below it the serial ufunc is faster (no thread start-up).
+PARALLEL_THRESHOLD = 1 << 16
+
+
+# --- templates: ufuncs (one per number of parameters) ----------------------
+
+def forward_0(x):
+    return f(x)
+
+
+def forward_1(x, a):
+    return f(x, a)
+
+
+def forward_2(x, a, b):
+    return f(x, a, b)
+
+
+def grad_0(x):
+    return df(x)
+
+
+def grad_1(x, a):
+    return df(x, a)
+
+
+def grad_2(x, a, b):
+    return df(x, a, b)
+
+
+def backward_0(g, x):
+    return g * df(x)
+
+
+def backward_1(g, x, a):
+    return g * df(x, a)
+
+
+def backward_2(g, x, a, b):
+    return g * df(x, a, b)
+
+
+def backward_y_0(g, y):
+    return g * dfy(y)
+
+
+def backward_y_1(g, y, a):
+    return g * dfy(y, a)
+
+
+def backward_y_2(g, y, a, b):
+    return g * dfy(y, a, b)
+
+
+# --- templates: parallel loops over flat contiguous arrays -----------------
+
+def par_forward(x, out, params):
+    for i in prange(x.size):
+        out[i] = f(x[i], *params)
+
+
+def par_grad(x, out, params):
+    for i in prange(x.size):
+        out[i] = df(x[i], *params)
+
+
+def par_backward(g, x, out, params):
+    for i in prange(x.size):
+        out[i] = g[i] * df(x[i], *params)
+
+
+def par_backward_y(g, y, out, params):
+    for i in prange(y.size):
+        out[i] = g[i] * dfy(y[i], *params)
+
+
+def par_value_and_grad(x, out, dout, params):
+    for i in prange(x.size):
+        v = x[i]  # read once: out may be x itself
+        out[i] = f(v, *params)
+        dout[i] = df(v, *params)
+
+
+_UFUNC_TEMPLATES = {
+    "forward": (forward_0, forward_1, forward_2),
+    "grad": (grad_0, grad_1, grad_2),
+    "backward": (backward_0, backward_1, backward_2),
+    "backward_y": (backward_y_0, backward_y_1, backward_y_2),
+}
+_LOOP_TEMPLATES = {
+    "forward": par_forward,
+    "grad": par_grad,
+    "backward": par_backward,
+    "backward_y": par_backward_y,
+    "value_and_grad": par_value_and_grad,
+}
+
+
+def _scalars(defn) -> dict:
+    return {"f": defn.forward_jit, "df": defn.grad_jit, "dfy": defn.grad_from_output_jit}
+
+
+@functools.cache
+def ufunc(defn, kind: str):
+    """The lazily compiled ufunc (a Numba DUFunc) of one kind for a definition."""
+    template = _UFUNC_TEMPLATES[kind][len(defn.param_names)]
+    fn = specialize(template, f"{defn.name}_{kind}", **_scalars(defn))
+    return numba.vectorize(cache=True, nopython=True)(fn)
+
+
+@functools.cache
+def loop(defn, kind: str):
+    """The lazily compiled parallel loop of one kind for a definition."""
+    fn = specialize(_LOOP_TEMPLATES[kind], f"{defn.name}_{kind}", **_scalars(defn))
+    return numba.njit(parallel=True, cache=True, nogil=True)(fn)
+
+
+def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple) -> None:
+    """Apply one kind of kernel: ``outs[k][...] = kernel(*inputs, *params)``.
+
+    ``inputs`` and ``outs`` are arrays of the compute dtype; ``outs`` have the
+    result shape and may alias an input exactly. ``params`` are already cast
+    to the compute dtype.
+    """
+    size = outs[0].size
+    if size >= PARALLEL_THRESHOLD:
+        flat = _flat_if_safe(inputs, outs)
+        if flat is not None:
+            loop(defn, kind)(*flat, params)
+            return
+    if kind == "value_and_grad":
+        # Serial path: two ufunc passes. The derivative goes first, from the
+        # untouched input, in case the value's output is the input itself.
+        x = inputs[0]
+        if np.may_share_memory(outs[1], x):
+            x = x.copy()
+        with np.errstate(all="ignore"):
+            ufunc(defn, "grad")(x, *params, out=outs[1])
+            ufunc(defn, "forward")(x, *params, out=outs[0])
+        return
+    # NumPy checks the floating-point status flags after a ufunc loop;
+    # overflow or invalid in intermediate steps is expected and handled.
+    with np.errstate(all="ignore"):
+        ufunc(defn, kind)(*inputs, *params, out=outs[0])
+
+
+def _flat_if_safe(inputs, outs):
+    from fastact._arrays import contiguous_flat, overlaps
+
+    arrays = (*inputs, *outs)
+    flat = contiguous_flat(*arrays)
+    if flat is None:
+        return None
+    for o in outs:
+        if overlaps(o, inputs):
+            return None
+    return flat

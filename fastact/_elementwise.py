@@ -1,0 +1,288 @@
+"""Elementwise activations: one definition, one public object.
+
+An activation is written once, as a small class body holding its scalar
+``forward(x, *params)``, its scalar derivative ``grad(x, *params)`` and,
+where the derivative is a function of the output, ``grad_from_output(y,
+*params)``. The parameters and their defaults are read from ``forward``'s
+signature, the docstring from the class. ``@elementwise`` turns that body
+into an :class:`Elementwise` object whose methods run kernels generated from
+the definition (see ``fastact._cpu``)::
+
+    @elementwise(torch="F.leaky_relu")
+    class leaky_relu:
+        '''LeakyReLU ...'''
+
+        def forward(x, negative_slope=0.01):
+            return x if x > 0 else negative_slope * x
+
+        def grad(x, negative_slope=0.01):
+            ...
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+from numba import njit
+
+from fastact import _cpu
+from fastact._arrays import Arg, check_out, compute_dtype, finish, real_param
+from fastact._compile import specialize
+from fastact._dispatch import same_device
+
+_jit = njit(cache=True, nogil=True)
+
+
+class Definition:
+    """The scalar functions and parameters of one activation (hashable by identity)."""
+
+    def __init__(self, name: str, forward: Callable, grad: Callable,
+                 grad_from_output: Callable | None, check: Callable | None):
+        sig = inspect.signature(forward)
+        names = list(sig.parameters)[1:]
+        if list(inspect.signature(grad).parameters)[1:] != names:
+            raise TypeError(f"{name}: forward and grad must take the same parameters")
+        self.name = name
+        self.forward = forward
+        self.grad = grad
+        self.grad_from_output = grad_from_output
+        self.check = check
+        self.param_names = tuple(names)
+        self.defaults = {
+            k: p.default for k, p in sig.parameters.items()
+            if k in names and p.default is not inspect.Parameter.empty
+        }
+
+    # Compiled scalar functions, created on first use (nothing compiles at import).
+    # Cached on disk under names that carry the source hash: they inline the
+    # math primitives, whose edits must not be hidden by a stale entry.
+    @functools.cached_property
+    def forward_jit(self):
+        return _jit(specialize(self.forward, f"{self.name}_forward"))
+
+    @functools.cached_property
+    def grad_jit(self):
+        return _jit(specialize(self.grad, f"{self.name}_grad"))
+
+    @functools.cached_property
+    def grad_from_output_jit(self):
+        if self.grad_from_output is None:
+            return None
+        return _jit(specialize(self.grad_from_output, f"{self.name}_grad_from_output"))
+
+
+class Elementwise:
+    """An elementwise activation: call it for the forward pass.
+
+    Methods: ``grad(x)`` (dy/dx), ``backward(grad_output, x)`` (the
+    vector-Jacobian product ``grad_output * dy/dx`` in one pass),
+    ``value_and_grad(x)`` (both in one pass). Parameters are keywords, the same
+    on every method; ``out=`` writes into an existing array.
+    """
+
+    def __init__(self, defn: Definition, name: str | None = None, fixed: dict | None = None,
+                 doc: str | None = None, torch: str | None = None):
+        self._defn = defn
+        self.__name__ = self.name = name or defn.name
+        self._fixed = dict(fixed or {})
+        self.param_names = tuple(p for p in defn.param_names if p not in self._fixed)
+        self.defaults = {k: v for k, v in defn.defaults.items() if k in self.param_names}
+        self.torch = torch
+        self.__doc__ = doc
+        self.from_output = defn.grad_from_output is not None
+        self.__signature__ = inspect.Signature(
+            [inspect.Parameter("x", inspect.Parameter.POSITIONAL_ONLY)]
+            + [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY,
+                                 default=self.defaults.get(p, inspect.Parameter.empty))
+               for p in self.param_names]
+            + [inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None)]
+        )
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={self.defaults[k]!r}" if k in self.defaults else k
+                           for k in self.param_names)
+        return f"<fastact elementwise function {self.name}({params})>"
+
+    def with_fixed(self, name: str, doc: str, torch: str | None = None, **fixed: Any) -> "Elementwise":
+        """A new public function sharing this one's kernels with some parameters fixed."""
+        return Elementwise(self._defn, name, {**self._fixed, **fixed}, doc, torch)
+
+    # --- parameters --------------------------------------------------------
+
+    def _params(self, method: str, kwargs: dict, dtype: np.dtype) -> tuple:
+        fname = self.name if method == "__call__" else f"{self.name}.{method}"
+        unknown = set(kwargs) - set(self.param_names)
+        if unknown:
+            bad = sorted(unknown)[0]
+            raise TypeError(f"{fname}() got an unexpected keyword argument {bad!r}; "
+                            f"parameters are {list(self.param_names) or 'none'}")
+        values = {}
+        for p in self._defn.param_names:
+            if p in self._fixed:
+                values[p] = self._fixed[p]
+            elif p in kwargs:
+                values[p] = real_param(kwargs[p], fname, p)
+            elif p in self.defaults:
+                values[p] = self.defaults[p]
+            else:
+                raise TypeError(f"{fname}() missing required keyword argument {p!r}")
+        if self._defn.check is not None:
+            self._defn.check(fname, **values)
+        cdt = compute_dtype(dtype).type
+        return tuple(cdt(values[p]) for p in self._defn.param_names)
+
+    # --- methods -------------------------------------------------------------
+
+    def _unary(self, kind: str, method: str, x: Any, out: Any, kwargs: dict) -> Any:
+        fname = self.name if method == "__call__" else f"{self.name}.{method}"
+        a = Arg(x, fname, "x")
+        params = self._params(method, kwargs, a.dtype)
+        if out is not None:
+            check_out(out, a.value.shape, a.dtype, fname)
+        dest = _dest(out, a)
+        _cpu.run(self._defn, kind, (a.value,), (dest,), params)
+        return finish(_store(dest, out, a), a.scalar, out)
+
+    def __call__(self, x: Any, *, out: np.ndarray | None = None, **params: float) -> Any:
+        return self._unary("forward", "__call__", x, out, params)
+
+    def grad(self, x: Any, *, out: np.ndarray | None = None, **params: float) -> Any:
+        """The elementwise derivative dy/dx."""
+        return self._unary("grad", "grad", x, out, params)
+
+    def backward(self, grad_output: Any, x: Any = None, *, y: Any = None,
+                 out: np.ndarray | None = None, **params: float) -> Any:
+        """The vector-Jacobian product ``grad_output * dy/dx``, fused in one pass.
+
+        Pass the forward input ``x``; functions whose derivative is a function
+        of their output (sigmoid, tanh, relu) also accept ``y=`` instead.
+        ``grad_output`` must broadcast to the shape of ``x`` (or ``y``).
+        """
+        fname = f"{self.name}.backward"
+        if (x is None) == (y is None):
+            raise TypeError(f"{fname}() takes the forward input x or, where supported, "
+                            "the output y=, exactly one of them")
+        if y is not None and not self.from_output:
+            raise TypeError(f"{fname}() does not accept y=: the derivative of {self.name} "
+                            "is not a function of its output; pass the input x")
+        same_device(fname, grad_output=grad_output, x=x, y=y)
+        kind, name, value = ("backward", "x", x) if y is None else ("backward_y", "y", y)
+        a = Arg(value, fname, name)
+        g = Arg(grad_output, fname, "grad_output", dtype=a.dtype)
+        shape = a.value.shape
+        try:
+            bshape = np.broadcast_shapes(g.value.shape, shape)
+        except ValueError:
+            bshape = None
+        if bshape != shape:
+            raise ValueError(f"{fname}(): grad_output has shape {g.value.shape}, "
+                             f"which does not broadcast to the shape {shape} of {name}")
+        params = self._params("backward", params, a.dtype)
+        if out is not None:
+            check_out(out, shape, a.dtype, fname)
+        dest = _dest(out, a)
+        _cpu.run(self._defn, kind, (g.value, a.value), (dest,), params)
+        return finish(_store(dest, out, a), a.scalar, out)
+
+    def value_and_grad(self, x: Any, *, out: tuple | None = None, **params: float) -> tuple:
+        """``(f(x), f'(x))`` computed in one pass; ``out`` is a pair of arrays."""
+        fname = f"{self.name}.value_and_grad"
+        a = Arg(x, fname, "x")
+        params = self._params("value_and_grad", params, a.dtype)
+        if out is not None:
+            if not isinstance(out, tuple) or len(out) != 2:
+                raise TypeError(f"{fname}(): out must be a tuple of two arrays")
+            check_out(out[0], a.value.shape, a.dtype, fname, "out[0]")
+            check_out(out[1], a.value.shape, a.dtype, fname, "out[1]")
+            if np.may_share_memory(out[0], out[1]):
+                raise ValueError(f"{fname}(): out[0] and out[1] must not share memory")
+            outs = out
+        else:
+            outs = (None, None)
+        dests = tuple(_dest(o, a) for o in outs)
+        _cpu.run(self._defn, "value_and_grad", (a.value,), dests, params)
+        return tuple(finish(_store(d, o, a), a.scalar, o) for d, o in zip(dests, outs))
+
+
+def _dest(out: np.ndarray | None, a: Arg) -> np.ndarray:
+    """Where the kernel writes: ``out`` itself when its dtype is the compute dtype."""
+    if out is not None and out.dtype == a.value.dtype:
+        return out
+    return np.empty_like(a.value)  # keeps a Fortran layout; 0-d and empty too
+
+
+def _store(dest: np.ndarray, out: np.ndarray | None, a: Arg) -> np.ndarray:
+    """Cast float32 results back to float16 and copy into ``out`` when needed."""
+    if out is not None:
+        if dest is not out:
+            out[...] = dest
+        return out
+    if dest.dtype != a.dtype:
+        return dest.astype(a.dtype)
+    return dest
+
+
+class Choice:
+    """A function whose string parameter selects one of several definitions.
+
+    ``gelu(x, approximate='tanh')`` dispatches to the tanh-form kernels.
+    """
+
+    def __init__(self, name: str, param: str, options: dict, default: str, doc: str, torch: str):
+        self.__name__ = self.name = name
+        self._param = param
+        self._options = options
+        self._default = default
+        self.torch = torch
+        self.__doc__ = doc
+        self.param_names = (param,)
+        self.defaults = {param: default}
+        self.from_output = False
+        first = next(iter(options.values()))
+        self.__signature__ = first.__signature__.replace(parameters=[
+            *list(first.__signature__.parameters.values())[:1],
+            inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=default),
+            *list(first.__signature__.parameters.values())[1:],
+        ])
+
+    def __repr__(self) -> str:
+        return f"<fastact elementwise function {self.name}({self._param}={self._default!r})>"
+
+    def _pick(self, method: str, kwargs: dict) -> Elementwise:
+        choice = kwargs.pop(self._param, self._default)
+        if choice not in self._options:
+            fname = self.name if method == "__call__" else f"{self.name}.{method}"
+            raise ValueError(f"{fname}(): {self._param} must be one of "
+                             f"{sorted(self._options)}, got {choice!r}")
+        return self._options[choice]
+
+    def __call__(self, x: Any, **kwargs: Any) -> Any:
+        return self._pick("__call__", kwargs)(x, **kwargs)
+
+    def grad(self, x: Any, **kwargs: Any) -> Any:
+        return self._pick("grad", kwargs).grad(x, **kwargs)
+
+    def backward(self, grad_output: Any, x: Any = None, **kwargs: Any) -> Any:
+        return self._pick("backward", kwargs).backward(grad_output, x, **kwargs)
+
+    def value_and_grad(self, x: Any, **kwargs: Any) -> tuple:
+        return self._pick("value_and_grad", kwargs).value_and_grad(x, **kwargs)
+
+
+def elementwise(torch: str | None = None, name: str | None = None) -> Callable[[type], Elementwise]:
+    """Class decorator: turn a definition body into an :class:`Elementwise`.
+
+    ``name`` is the public name when it differs from the class name (the
+    variants of one :class:`Choice` share their public name).
+    """
+
+    def make(body: type) -> Elementwise:
+        ns = body.__dict__
+        defn = Definition(body.__name__, ns["forward"], ns["grad"],
+                          ns.get("grad_from_output"), ns.get("check"))
+        return Elementwise(defn, name=name, doc=inspect.cleandoc(body.__doc__ or ""), torch=torch)
+
+    return make

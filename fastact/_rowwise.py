@@ -1,0 +1,297 @@
+"""Functions along an axis: the softmax family, GLU and maxout.
+
+Each public object moves the axis last, views the array as rows (copying only
+when the input is not already laid out that way), runs one kernel of
+``fastact._rowwise_kernels`` and moves the axis back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastact._arrays import Arg, check_out, finish, normalize_axis
+from fastact._dispatch import same_device
+from fastact._rowwise_kernels import LOG_SOFTMAX, SOFTMAX, kernel
+
+
+def _rows(a: np.ndarray, axis: int) -> np.ndarray:
+    """``a`` with ``axis`` last, as C-contiguous rows (a view when possible)."""
+    m = np.moveaxis(a, axis, -1)
+    n = m.shape[-1] if m.ndim else 1
+    return np.ascontiguousarray(m).reshape(-1, n)
+
+
+def _unrows(rows: np.ndarray, moved_shape: tuple, axis: int) -> np.ndarray:
+    return np.moveaxis(rows.reshape(moved_shape), -1, axis)
+
+
+def _deliver(result: np.ndarray, arg: Arg, out: np.ndarray | None, fname: str) -> Any:
+    """Cast (float16) and copy into ``out`` (validated) or return."""
+    if out is not None:
+        check_out(out, result.shape, arg.dtype, fname)
+        out[...] = result
+        return out
+    if result.dtype != arg.dtype:
+        result = result.astype(arg.dtype)
+    return finish(np.ascontiguousarray(result), arg.scalar, None)
+
+
+def _prepare(x: Any, fname: str, argname: str = "x") -> Arg:
+    a = Arg(x, fname, argname)
+    if a.value.ndim == 0:
+        raise ValueError(f"{fname}(): {argname} must have at least one dimension, got a 0-d array")
+    return a
+
+
+class _SoftmaxFamily:
+    """softmax, log_softmax and softmin: one kernel, three modes."""
+
+    def __init__(self, name: str, sign: float, mode: int, doc: str, torch: str):
+        self.__name__ = self.name = name
+        self._sign = sign
+        self._mode = mode
+        self.torch = torch
+        self.__doc__ = doc
+
+    def __repr__(self) -> str:
+        return f"<fastact function {self.name}(axis=-1, where=None)>"
+
+    def _mask(self, where: Any, shape: tuple, axis: int, fname: str) -> tuple[np.ndarray, bool]:
+        if where is None:
+            return np.ones((1, 1), dtype=np.bool_), False
+        w = np.asarray(where)
+        if w.dtype != np.bool_:
+            raise TypeError(f"{fname}(): where must be a boolean array, got dtype {w.dtype}")
+        try:
+            w = np.broadcast_to(w, shape)
+        except ValueError:
+            raise ValueError(f"{fname}(): where has shape {w.shape}, which does not "
+                             f"broadcast to the shape {shape} of x") from None
+        return _rows(w, axis), True
+
+    def __call__(self, x: Any, *, axis: int = -1, where: Any = None,
+                 out: np.ndarray | None = None) -> Any:
+        fname = self.name
+        same_device(fname, x=x, where=where)
+        a = _prepare(x, fname)
+        ax = normalize_axis(axis, a.value.ndim, fname)
+        if out is not None:
+            check_out(out, a.value.shape, a.dtype, fname)
+        mask, masked = self._mask(where, a.value.shape, ax, fname)
+        y = self._forward_rows(a.value, ax, mask, masked)
+        return _deliver(_unrows(y, np.moveaxis(a.value, ax, -1).shape, ax), a, out, fname)
+
+    def _forward_rows(self, x: np.ndarray, axis: int, mask: np.ndarray, masked: bool) -> np.ndarray:
+        rows = _rows(x, axis)
+        y = np.empty_like(rows)
+        kernel("softmax_rows", rows.size)(rows, y, rows.dtype.type(self._sign), self._mode, mask, masked)
+        return y
+
+    def backward(self, grad_output: Any, x: Any = None, *, y: Any = None, axis: int = -1,
+                 where: Any = None, out: np.ndarray | None = None) -> Any:
+        """The vector-Jacobian product ``grad_output . dy/dx``.
+
+        Pass the forward input ``x`` or the saved output ``y=`` (no recompute).
+        Masked-out entries get gradient 0.
+        """
+        fname = f"{self.name}.backward"
+        if (x is None) == (y is None):
+            raise TypeError(f"{fname}() takes the forward input x or the output y=, exactly one of them")
+        same_device(fname, grad_output=grad_output, x=x, y=y, where=where)
+        name, value = ("x", x) if y is None else ("y", y)
+        a = _prepare(value, fname, name)
+        ax = normalize_axis(axis, a.value.ndim, fname)
+        g = Arg(grad_output, fname, "grad_output", dtype=a.dtype)
+        if g.value.shape != a.value.shape:
+            raise ValueError(f"{fname}(): grad_output has shape {g.value.shape}, "
+                             f"expected the shape {a.value.shape} of {name}")
+        if out is not None:
+            check_out(out, a.value.shape, a.dtype, fname)
+        mask, masked = self._mask(where, a.value.shape, ax, fname)
+        yr = self._forward_rows(a.value, ax, mask, masked) if y is None else _rows(a.value, ax)
+        gr = _rows(g.value, ax)
+        gx = np.empty_like(yr)
+        kernel("softmax_backward_rows", yr.size)(gr, yr, gx, yr.dtype.type(self._sign),
+                                                 self._mode, mask, masked)
+        return _deliver(_unrows(gx, np.moveaxis(a.value, ax, -1).shape, ax), a, out, fname)
+
+    def jacobian(self, x: Any, *, axis: int = -1, where: Any = None) -> Any:
+        """The full Jacobian, shape ``(..., n, n)``: ``J[..., i, j] = dy_i/dx_j``.
+
+        ``...`` are the other axes of x in order; meant for small n.
+        """
+        fname = f"{self.name}.jacobian"
+        same_device(fname, x=x, where=where)
+        a = _prepare(x, fname)
+        ax = normalize_axis(axis, a.value.ndim, fname)
+        mask, masked = self._mask(where, a.value.shape, ax, fname)
+        rows = _rows(a.value, ax)
+        # The Jacobian of log_softmax is written with the softmax p = e^y.
+        p = np.empty_like(rows)
+        kernel("softmax_rows", rows.size)(rows, p, rows.dtype.type(self._sign), SOFTMAX, mask, masked)
+        n = rows.shape[1]
+        jac = np.empty((rows.shape[0], n, n), dtype=rows.dtype)
+        kernel("softmax_jacobian_rows", jac.size)(p, jac, rows.dtype.type(self._sign),
+                                                  self._mode, mask, masked)
+        moved = np.moveaxis(a.value, ax, -1).shape
+        result = jac.reshape(moved + (n,))
+        if result.dtype != a.dtype:
+            result = result.astype(a.dtype)
+        return result
+
+
+_MATH_NOTE = """
+    Numerically stable: the row maximum is subtracted before exponentiation
+    and the sum is accumulated in float64. ``where=`` is a boolean mask
+    broadcastable to x: masked-out entries give {masked}, and a row with every
+    entry masked gives all {masked}, never NaN. Without a mask a row of all
+    -inf, or one containing +inf, gives NaN, as in PyTorch.
+"""
+
+softmax = _SoftmaxFamily("softmax", 1.0, SOFTMAX, doc="""Softmax along an axis.
+
+    .. math:: y_i = \\frac{e^{x_i - \\max x}}{\\sum_j e^{x_j - \\max x}}
+""" + _MATH_NOTE.format(masked="0") + """
+    ``backward(g, y=y)`` computes :math:`y (g - \\sum g y)` from the saved
+    output; ``jacobian(x)`` returns :math:`\\mathrm{diag}(y) - y y^T`.
+
+    >>> fastact.softmax(np.array([1.0, 2.0, 3.0]))
+    array([0.09003057, 0.24472847, 0.66524096])
+    """, torch="F.softmax")
+
+log_softmax = _SoftmaxFamily("log_softmax", 1.0, LOG_SOFTMAX, doc="""Log-softmax along an axis.
+
+    .. math:: y_i = x_i - \\max x - \\log \\sum_j e^{x_j - \\max x}
+""" + _MATH_NOTE.format(masked="-inf") + """
+    ``backward(g, y=y)`` computes :math:`g - e^y \\sum g` from the saved output.
+
+    >>> fastact.log_softmax(np.array([1.0, 2.0, 3.0]))
+    array([-2.40760596, -1.40760596, -0.40760596])
+    """, torch="F.log_softmax")
+
+softmin = _SoftmaxFamily("softmin", -1.0, SOFTMAX, doc="""Softmin along an axis: softmax(-x).
+
+    .. math:: y_i = \\frac{e^{-x_i + \\min x}}{\\sum_j e^{-x_j + \\min x}}
+""" + _MATH_NOTE.format(masked="0") + """
+    >>> fastact.softmin(np.array([1.0, 2.0, 3.0]))
+    array([0.66524096, 0.24472847, 0.09003057])
+    """, torch="F.softmin")
+
+
+class _Glu:
+    """Gated linear unit along an axis.
+
+    .. math:: \\mathrm{glu}(x) = a \\otimes \\sigma(b)
+
+    where a and b are the first and second halves of x along ``axis`` (whose
+    length must be even). ``backward(g, x)`` returns the gradient for both
+    halves, the shape of x.
+
+    >>> fastact.glu(np.array([1.0, 2.0, 0.0, 1.0]))
+    array([0.5       , 1.46211716])
+    """
+
+    __name__ = name = "glu"
+    torch = "F.glu"
+
+    def __repr__(self) -> str:
+        return "<fastact function glu(axis=-1)>"
+
+    def _check(self, a: Arg, axis: Any, fname: str) -> int:
+        ax = normalize_axis(axis, a.value.ndim, fname)
+        n = a.value.shape[ax]
+        if n % 2:
+            raise ValueError(f"{fname}(): the length of axis {axis} must be even, got {n}")
+        return ax
+
+    def __call__(self, x: Any, *, axis: int = -1, out: np.ndarray | None = None) -> Any:
+        fname = "glu"
+        a = _prepare(x, fname)
+        ax = self._check(a, axis, fname)
+        rows = _rows(a.value, ax)
+        y = np.empty((rows.shape[0], rows.shape[1] // 2), dtype=rows.dtype)
+        kernel("glu_rows", rows.size)(rows, y)
+        moved = np.moveaxis(a.value, ax, -1).shape
+        return _deliver(_unrows(y, moved[:-1] + (moved[-1] // 2,), ax), a, out, fname)
+
+    def backward(self, grad_output: Any, x: Any, *, axis: int = -1,
+                 out: np.ndarray | None = None) -> Any:
+        """The gradient with respect to x of ``sum(grad_output * glu(x))``."""
+        fname = "glu.backward"
+        same_device(fname, grad_output=grad_output, x=x)
+        a = _prepare(x, fname)
+        ax = self._check(a, axis, fname)
+        g = Arg(grad_output, fname, "grad_output", dtype=a.dtype)
+        half = list(a.value.shape)
+        half[ax] //= 2
+        if g.value.shape != tuple(half):
+            raise ValueError(f"{fname}(): grad_output has shape {g.value.shape}, expected {tuple(half)}")
+        rows = _rows(a.value, ax)
+        gx = np.empty_like(rows)
+        kernel("glu_backward_rows", rows.size)(_rows(g.value, ax), rows, gx)
+        return _deliver(_unrows(gx, np.moveaxis(a.value, ax, -1).shape, ax), a, out, fname)
+
+
+class _Maxout:
+    """Maxout: the maximum over consecutive groups of ``pool_size`` along an axis.
+
+    An axis of length n becomes n / pool_size (n must be a multiple of
+    pool_size); equivalent to ``x.unflatten(axis, (n // k, k)).amax(axis + 1)``
+    in PyTorch. NaN propagates. ``backward`` sends each group's gradient to
+    its first maximum.
+
+    >>> fastact.maxout(np.array([1.0, 3.0, 2.0, 0.0]), pool_size=2)
+    array([3., 2.])
+    """
+
+    __name__ = name = "maxout"
+    torch = "x.unflatten(axis, (n // k, k)).amax(axis + 1)"
+
+    def __repr__(self) -> str:
+        return "<fastact function maxout(pool_size, axis=-1)>"
+
+    def _check(self, a: Arg, pool_size: Any, axis: Any, fname: str) -> tuple[int, int]:
+        ax = normalize_axis(axis, a.value.ndim, fname)
+        if isinstance(pool_size, (bool, np.bool_)) or not isinstance(pool_size, (int, np.integer)):
+            raise TypeError(f"{fname}(): pool_size must be a positive integer, got {pool_size!r}")
+        k = int(pool_size)
+        n = a.value.shape[ax]
+        if k <= 0:
+            raise ValueError(f"{fname}(): pool_size must be a positive integer, got {k}")
+        if n % k:
+            raise ValueError(f"{fname}(): pool_size={k} does not divide the length {n} of axis {axis}")
+        return ax, k
+
+    def __call__(self, x: Any, *, pool_size: int, axis: int = -1,
+                 out: np.ndarray | None = None) -> Any:
+        fname = "maxout"
+        a = _prepare(x, fname)
+        ax, k = self._check(a, pool_size, axis, fname)
+        rows = _rows(a.value, ax)
+        y = np.empty((rows.shape[0], rows.shape[1] // k), dtype=rows.dtype)
+        kernel("maxout_rows", rows.size)(rows, y, k)
+        moved = np.moveaxis(a.value, ax, -1).shape
+        return _deliver(_unrows(y, moved[:-1] + (moved[-1] // k,), ax), a, out, fname)
+
+    def backward(self, grad_output: Any, x: Any, *, pool_size: int, axis: int = -1,
+                 out: np.ndarray | None = None) -> Any:
+        """The gradient with respect to x of ``sum(grad_output * maxout(x))``."""
+        fname = "maxout.backward"
+        same_device(fname, grad_output=grad_output, x=x)
+        a = _prepare(x, fname)
+        ax, k = self._check(a, pool_size, axis, fname)
+        g = Arg(grad_output, fname, "grad_output", dtype=a.dtype)
+        small = list(a.value.shape)
+        small[ax] //= k
+        if g.value.shape != tuple(small):
+            raise ValueError(f"{fname}(): grad_output has shape {g.value.shape}, expected {tuple(small)}")
+        rows = _rows(a.value, ax)
+        gx = np.empty_like(rows)
+        kernel("maxout_backward_rows", rows.size)(_rows(g.value, ax), rows, gx, k)
+        return _deliver(_unrows(gx, np.moveaxis(a.value, ax, -1).shape, ax), a, out, fname)
+
+
+glu = _Glu()
+maxout = _Maxout()

@@ -1,0 +1,98 @@
+"""The hyperbolic family: tanh and its relatives."""
+
+import math
+
+from fastact import _math
+from fastact._elementwise import elementwise
+
+# x - tanh(x) = x^3 * sum_k c_k (x^2)^k; c_k from the tanh series
+# tanh x = sum_n 2^(2n) (2^(2n) - 1) B_2n x^(2n-1) / (2n)!. Used for |x| < 0.6,
+# where the subtraction would cancel; 20 terms reach float64 precision there.
+# Highest order first, for Horner's rule.
+_TANHSHRINK_SERIES = (
+    -1.1587644432798853e-08, 2.859136662305254e-08, -7.0546369464009681e-08,
+    1.7406618963571648e-07, -4.2949110782738057e-07, 1.0597268320104654e-06,
+    -2.6147711512907546e-06, 6.4516892156554306e-06, -1.5918905069328964e-05,
+    3.9278323883316833e-05, -9.6915379569294509e-05, 0.00023912911424355248,
+    -0.00059002744094558595, 0.0014558343870513183, -0.0035921280365724811,
+    0.0088632355299021973, -0.021869488536155203, 0.053968253968253971,
+    -0.13333333333333333, 0.33333333333333331,
+)
+
+
+@elementwise(torch="torch.tanh")
+class tanh:
+    """Hyperbolic tangent.
+
+    .. math:: \\tanh x = \\frac{e^x - e^{-x}}{e^x + e^{-x}}
+
+    Derivative :math:`\\mathrm{sech}^2 x = 4e/(1+e)^2`, :math:`e = e^{-2|x|}`:
+    not :math:`1 - \\tanh^2 x`, which is 0 for |x| > 9 in float32.
+    ``backward(g, y=y)`` uses the saved output: :math:`g(1 - y^2)`.
+
+    >>> fastact.tanh(np.array([0.0, 1.0]))
+    array([0.        , 0.76159416])
+    """
+
+    def forward(x):
+        return _math.tanh(x)
+
+    def grad(x):
+        return _math.sech2(x)
+
+    def grad_from_output(y):
+        T = type(y)
+        return (T(1) - y) * (T(1) + y)
+
+
+@elementwise(torch="F.tanhshrink")
+class tanhshrink:
+    """Tanhshrink.
+
+    .. math:: \\mathrm{tanhshrink}(x) = x - \\tanh x
+
+    By its series for |x| < 0.6, where the subtraction would cancel (the
+    result is ~x^3/3). Derivative :math:`\\tanh^2 x`.
+
+    >>> fastact.tanhshrink(np.array([1e-3, 1.0]))
+    array([3.33333200e-10, 2.38405844e-01])
+    """
+
+    def forward(x):
+        T = type(x)
+        if abs(x) < T(0.6):
+            z = x * x
+            p = T(0)
+            for c in _TANHSHRINK_SERIES:
+                p = p * z + T(c)
+            return x * z * p
+        return x - _math.tanh(x)
+
+    def grad(x):
+        t = _math.tanh(x)
+        return t * t
+
+
+@elementwise(torch="F.softsign")
+class softsign:
+    """Softsign.
+
+    .. math:: \\mathrm{softsign}(x) = \\frac{x}{1 + |x|}
+
+    Derivative :math:`1/(1+|x|)^2`, computed as r*r with r = 1/(1+|x|) so that
+    it does not overflow for huge |x|. Limits: softsign(+-inf) = +-1.
+
+    >>> fastact.softsign(np.array([-1.0, 3.0]))
+    array([-0.5 ,  0.75])
+    """
+
+    def forward(x):
+        T = type(x)
+        if math.isinf(x):
+            return math.copysign(T(1), x)
+        return x / (T(1) + abs(x))
+
+    def grad(x):
+        T = type(x)
+        r = T(1) / (T(1) + abs(x))
+        return r * r

@@ -1,0 +1,180 @@
+"""Piecewise-linear functions: the hard approximations and the shrinks.
+
+Gradients follow PyTorch's conventions at the kinks: open intervals (0 on the
+edges) for hardtanh, relu6 and hardsigmoid; 0 on [-lambd, lambd] for the
+shrinks. NaN propagates through every branch.
+"""
+
+from fastact._elementwise import elementwise
+
+
+@elementwise(torch="F.hardtanh")
+class hardtanh:
+    """Hard tanh: clamp to [min_val, max_val].
+
+    .. math:: \\mathrm{hardtanh}(x) = \\min(\\max(x, \\text{min\\_val}), \\text{max\\_val})
+
+    Derivative 1 on the open interval (min_val, max_val), 0 elsewhere.
+
+    >>> fastact.hardtanh(np.array([-2.0, 0.5, 2.0]))
+    array([-1. ,  0.5,  1. ])
+    """
+
+    def forward(x, min_val=-1.0, max_val=1.0):
+        if x < min_val:
+            return min_val
+        if x > max_val:
+            return max_val
+        return x
+
+    def grad(x, min_val=-1.0, max_val=1.0):
+        T = type(x)
+        if x > min_val and x < max_val:
+            return T(1)
+        if x <= min_val or x >= max_val:
+            return T(0)
+        return x  # NaN
+
+    def check(fname, min_val, max_val):
+        if min_val > max_val:
+            raise ValueError(f"{fname}(): min_val must be <= max_val, got {min_val} > {max_val}")
+
+
+relu6 = hardtanh.with_fixed(
+    "relu6",
+    doc="""ReLU capped at 6.
+
+    .. math:: \\mathrm{relu6}(x) = \\min(\\max(x, 0), 6)
+
+    Derivative 1 on the open interval (0, 6), 0 elsewhere (as PyTorch, which
+    computes it as hardtanh(x, 0, 6)).
+
+    >>> fastact.relu6(np.array([-1.0, 3.0, 7.0]))
+    array([0., 3., 6.])
+    """,
+    torch="F.relu6",
+    min_val=0.0,
+    max_val=6.0,
+)
+
+
+@elementwise(torch="F.hardsigmoid")
+class hardsigmoid:
+    """Hard sigmoid.
+
+    .. math:: \\mathrm{hardsigmoid}(x) = \\mathrm{relu6}(x + 3) / 6
+
+    Derivative 1/6 on the open interval (-3, 3), 0 elsewhere.
+
+    >>> fastact.hardsigmoid(np.array([-4.0, 0.0, 1.5]))
+    array([0.  , 0.5 , 0.75])
+    """
+
+    def forward(x):
+        T = type(x)
+        if x <= T(-3):
+            return T(0)
+        if x >= T(3):
+            return T(1)
+        return x / T(6) + T(0.5)
+
+    def grad(x):
+        T = type(x)
+        if x > T(-3) and x < T(3):
+            return T(1) / T(6)
+        if x <= T(-3) or x >= T(3):
+            return T(0)
+        return x
+
+
+@elementwise(torch="F.hardswish")
+class hardswish:
+    """Hard swish.
+
+    .. math:: \\mathrm{hardswish}(x) = x\\,\\mathrm{relu6}(x + 3) / 6
+
+    Written piecewise (0 for x <= -3, x for x >= 3) so that it never
+    overflows or forms inf * 0. Derivative 0 for x <= -3, x/3 + 1/2 for
+    -3 < x < 3, 1 for x >= 3.
+
+    >>> fastact.hardswish(np.array([-4.0, 1.0, 4.0]))
+    array([0.        , 0.66666667, 4.        ])
+    """
+
+    def forward(x):
+        T = type(x)
+        if x <= T(-3):
+            return T(0)
+        if x >= T(3):
+            return x
+        return x * (x + T(3)) / T(6)
+
+    def grad(x):
+        T = type(x)
+        if x <= T(-3):
+            return T(0)
+        if x >= T(3):
+            return T(1)
+        return x / T(3) + T(0.5)
+
+
+@elementwise(torch="F.softshrink")
+class softshrink:
+    """Soft shrinkage.
+
+    .. math:: y = \\begin{cases} x - \\lambda & x > \\lambda\\\\ x + \\lambda & x < -\\lambda\\\\ 0 & \\text{otherwise}\\end{cases}
+
+    Derivative 1 outside [-lambd, lambd], 0 on it. ``lambd`` must be >= 0.
+
+    >>> fastact.softshrink(np.array([-1.0, 0.2, 1.0]))
+    array([-0.5,  0. ,  0.5])
+    """
+
+    def forward(x, lambd=0.5):
+        T = type(x)
+        if x > lambd:
+            return x - lambd
+        if x < -lambd:
+            return x + lambd
+        if x == x:
+            return T(0)
+        return x  # NaN
+
+    def grad(x, lambd=0.5):
+        T = type(x)
+        if x > lambd or x < -lambd:
+            return T(1)
+        if x == x:
+            return T(0)
+        return x
+
+    def check(fname, lambd):
+        if not lambd >= 0:
+            raise ValueError(f"{fname}(): lambd must be >= 0, got {lambd}")
+
+
+@elementwise(torch="F.hardshrink")
+class hardshrink:
+    """Hard shrinkage.
+
+    .. math:: y = \\begin{cases} x & |x| > \\lambda\\\\ 0 & \\text{otherwise}\\end{cases}
+
+    Derivative 1 for |x| > lambd, 0 on [-lambd, lambd].
+
+    >>> fastact.hardshrink(np.array([-1.0, 0.2, 1.0]))
+    array([-1.,  0.,  1.])
+    """
+
+    def forward(x, lambd=0.5):
+        T = type(x)
+        if abs(x) <= lambd:
+            return T(0)
+        return x
+
+    def grad(x, lambd=0.5):
+        T = type(x)
+        if abs(x) > lambd:
+            return T(1)
+        if abs(x) <= lambd:
+            return T(0)
+        return x

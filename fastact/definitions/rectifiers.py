@@ -1,0 +1,160 @@
+"""The rectifier family: ReLU and its exponential and leaky variants.
+
+NaN propagates through every branch: comparisons with NaN are false, so each
+definition is written with the NaN case falling through to an arithmetic
+expression of x (or returning x itself).
+"""
+
+from fastact import _math
+from fastact._elementwise import elementwise
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@elementwise(torch="F.relu")
+class relu:
+    """Rectified linear unit.
+
+    .. math:: \\mathrm{relu}(x) = \\max(x, 0)
+
+    Derivative 1 for x > 0, 0 for x <= 0 (relu'(0) = 0, as PyTorch).
+    ``backward(g, y=y)`` uses the saved output: g where y > 0.
+
+    >>> fastact.relu(np.array([-1.0, 0.0, 2.0]))
+    array([0., 0., 2.])
+    """
+
+    def forward(x):
+        T = type(x)
+        return T(0) if x <= 0 else x
+
+    def grad(x):
+        T = type(x)
+        if x > 0:
+            return T(1)
+        return T(0) if x <= 0 else x
+
+    def grad_from_output(y):
+        T = type(y)
+        if y > 0:
+            return T(1)
+        return T(0) if y <= 0 else y
+
+
+@elementwise(torch="F.leaky_relu")
+class leaky_relu:
+    """Leaky ReLU.
+
+    .. math:: \\mathrm{leaky\\_relu}(x) = \\begin{cases} x & x > 0\\\\ s\\,x & x \\le 0\\end{cases}
+
+    with s = ``negative_slope``. Derivative 1 for x > 0, s for x <= 0
+    (leaky_relu'(0) = s, as PyTorch).
+
+    >>> fastact.leaky_relu(np.array([-1.0, 2.0]), negative_slope=0.2)
+    array([-0.2,  2. ])
+    """
+
+    def forward(x, negative_slope=0.01):
+        return x if x > 0 else negative_slope * x
+
+    def grad(x, negative_slope=0.01):
+        T = type(x)
+        if x > 0:
+            return T(1)
+        return negative_slope if x <= 0 else x
+
+
+@elementwise(torch="F.elu")
+class elu:
+    """Exponential linear unit.
+
+    .. math:: \\mathrm{elu}(x) = \\begin{cases} x & x > 0\\\\ \\alpha(e^x - 1) & x \\le 0\\end{cases}
+
+    with ``expm1`` for accuracy near 0. Derivative 1 for x > 0,
+    :math:`\\alpha e^x` for x <= 0 (elu'(0) = alpha). elu(-inf) = -alpha.
+
+    >>> fastact.elu(np.array([-1.0, 2.0]))
+    array([-0.63212056,  2.        ])
+    """
+
+    def forward(x, alpha=1.0):
+        return x if x > 0 else alpha * _math.expm1(x)
+
+    def grad(x, alpha=1.0):
+        T = type(x)
+        return T(1) if x > 0 else alpha * _math.exp(x)
+
+
+@elementwise(torch="F.selu")
+class selu:
+    """Scaled exponential linear unit.
+
+    .. math:: \\mathrm{selu}(x) = \\lambda\\,\\mathrm{elu}(x, \\alpha)
+
+    with :math:`\\alpha \\approx 1.6733` and :math:`\\lambda \\approx 1.0507`
+    (Klambauer et al., 2017). Derivative :math:`\\lambda` for x > 0,
+    :math:`\\lambda\\alpha e^x` for x <= 0.
+
+    >>> fastact.selu(np.array([-1.0, 1.0]))
+    array([-1.11133074,  1.05070099])
+    """
+
+    def forward(x):
+        T = type(x)
+        if x > 0:
+            return T(SELU_SCALE) * x
+        return T(SELU_SCALE * SELU_ALPHA) * _math.expm1(x)
+
+    def grad(x):
+        T = type(x)
+        if x > 0:
+            return T(SELU_SCALE)
+        return T(SELU_SCALE * SELU_ALPHA) * _math.exp(x)
+
+
+@elementwise(torch="F.celu")
+class celu:
+    """Continuously differentiable ELU.
+
+    .. math:: \\mathrm{celu}(x) = \\max(0, x) + \\min(0, \\alpha(e^{x/\\alpha} - 1))
+
+    Derivative 1 for x > 0, :math:`e^{x/\\alpha}` for x <= 0. ``alpha`` must
+    be nonzero.
+
+    >>> fastact.celu(np.array([-1.0, 2.0]), alpha=2.0)
+    array([-0.78693868,  2.        ])
+    """
+
+    def forward(x, alpha=1.0):
+        return x if x > 0 else alpha * _math.expm1(x / alpha)
+
+    def grad(x, alpha=1.0):
+        T = type(x)
+        return T(1) if x > 0 else _math.exp(x / alpha)
+
+    def check(fname, alpha):
+        if alpha == 0:
+            raise ValueError(f"{fname}(): alpha must be nonzero for celu, got {alpha}")
+
+
+@elementwise(torch="F.threshold")
+class threshold:
+    """Threshold.
+
+    .. math:: y = \\begin{cases} x & x > \\text{threshold}\\\\ \\text{value} & \\text{otherwise}\\end{cases}
+
+    Both parameters are required. Derivative 1 for x > threshold, else 0.
+
+    >>> fastact.threshold(np.array([0.05, 0.5]), threshold=0.1, value=20.0)
+    array([20. ,  0.5])
+    """
+
+    def forward(x, threshold, value):
+        return value if x <= threshold else x
+
+    def grad(x, threshold, value):
+        T = type(x)
+        if x > threshold:
+            return T(1)
+        return T(0) if x <= threshold else x
