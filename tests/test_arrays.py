@@ -1,0 +1,274 @@
+"""dtypes, shapes, strides, out= and the errors of SPEC section 4."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastact as fa
+
+
+def _kw(case):
+    return dict(case.params)
+
+
+def _x(dtype=np.float64, shape=(6, 5), seed=0):
+    return (np.random.default_rng(seed).standard_normal(shape) * 3).astype(dtype)
+
+
+METHODS = ["forward", "grad", "backward", "value_and_grad"]
+
+
+def _call(case, method, x, **kw):
+    f = case.func
+    if method == "forward":
+        return f(x, **_kw(case), **kw)
+    if method == "grad":
+        return f.grad(x, **_kw(case), **kw)
+    if method == "backward":
+        g = np.linspace(-1, 1, np.size(x)).reshape(np.shape(x)).astype(np.asarray(x).dtype)
+        return f.backward(g, x, **_kw(case), **kw)
+    return f.value_and_grad(x, **_kw(case), **kw)[0]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_dtype_is_kept(function, dtype, method):
+    x = _x(dtype)
+    assert _call(function, method, x).dtype == dtype
+
+
+def test_float16_is_computed_in_float32(function):
+    x = _x(np.float16)
+    y = function.func(x, **_kw(function))
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y, function.func(x.astype(np.float32), **_kw(function)).astype(np.float16))
+    d = function.func.grad(x, **_kw(function))
+    assert d.dtype == np.float16
+
+
+@pytest.mark.parametrize("src", [np.int8, np.int32, np.int64, np.uint16, np.bool_])
+def test_integers_and_bools_promote_to_float64(function, src):
+    x = np.array([[-2, -1, 0], [1, 2, 3]]).astype(src)
+    y = function.func(x, **_kw(function))
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, function.func(x.astype(np.float64), **_kw(function)))
+
+
+@pytest.mark.parametrize("bad", [
+    np.array([1 + 2j]), np.array([1.0], dtype=object), np.array(["a"]), np.array([b"a"]),
+    np.array(["2020-01-01"], dtype="datetime64[D]"), np.array([1], dtype="timedelta64[s]"),
+])
+def test_unsupported_dtypes_are_type_errors(function, bad):
+    with pytest.raises(TypeError, match=str(bad.dtype).replace("[", r"\[").replace("]", r"\]")):
+        function.func(bad, **_kw(function))
+    with pytest.raises(TypeError, match="dtype"):
+        function.func.grad(bad, **_kw(function))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("view", ["transposed", "sliced", "negative", "fortran", "broadcast"])
+def test_any_strides_match_a_contiguous_copy(function, method, view):
+    base = _x(np.float32, (12, 10))
+    x = {
+        "transposed": base.T,
+        "sliced": base[::3, 1::2],
+        "negative": base[::-1, ::-2],
+        "fortran": np.asfortranarray(base),
+        "broadcast": np.broadcast_to(base[0], (4, 10)),
+    }[view]
+    np.testing.assert_array_equal(_call(function, method, x), _call(function, method, np.ascontiguousarray(x)))
+
+
+def test_non_native_byte_order(function):
+    x = _x(np.float64)
+    big = x.astype(">f8")
+    y = function.func(big, **_kw(function))
+    assert y.dtype == np.float64 and y.dtype.isnative
+    np.testing.assert_array_equal(y, function.func(x, **_kw(function)))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_empty_arrays(function, method):
+    for shape in [(0,), (3, 0), (0, 4, 2)]:
+        r = _call(function, method, np.empty(shape, np.float32))
+        assert r.shape == shape and r.dtype == np.float32
+
+
+def test_zero_d_and_scalars(function):
+    kw = _kw(function)
+    f = function.func
+    r = f(np.float32(0.5), **kw)
+    assert isinstance(r, np.float32)
+    r = f(0.5, **kw)
+    assert isinstance(r, np.float64)
+    assert r == f(np.array([0.5]), **kw)[0]
+    r = f(np.array(0.5, dtype=np.float32), **kw)
+    assert isinstance(r, np.float32)
+    assert isinstance(f.grad(2, **kw), np.float64)
+    assert isinstance(f.backward(1.0, 0.5, **kw), np.float64)
+    y, d = f.value_and_grad(0.5, **kw)
+    assert isinstance(y, np.float64) and isinstance(d, np.float64)
+    assert f(-1.5, **kw).shape == ()
+    assert f([0.5, 1.0], **kw).shape == (2,)
+
+
+@pytest.mark.parametrize("method", ["forward", "grad", "backward"])
+def test_out_is_written_and_returned(function, method, dtype):
+    x = _x(dtype)
+    expected = _call(function, method, x)
+    out = np.full_like(x, np.nan)
+    r = _call(function, method, x, out=out)
+    assert r is out
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_out_in_place(function, dtype):
+    x = _x(dtype)
+    expected = function.func(x, **_kw(function))
+    xc = x.copy()
+    r = function.func(xc, out=xc, **_kw(function))
+    assert r is xc
+    np.testing.assert_array_equal(xc, expected)
+    # in place on a large array too (the parallel loop)
+    big = np.tile(x.ravel(), 20000)
+    expected = function.func(big, **_kw(function))
+    function.func(big, out=big, **_kw(function))
+    np.testing.assert_array_equal(big, expected)
+
+
+def test_value_and_grad_out(function, dtype):
+    x = _x(dtype)
+    y0, d0 = function.func.value_and_grad(x, **_kw(function))
+    outs = (np.empty_like(x), np.empty_like(x))
+    r = function.func.value_and_grad(x, out=outs, **_kw(function))
+    assert r[0] is outs[0] and r[1] is outs[1]
+    np.testing.assert_array_equal(outs[0], y0)
+    np.testing.assert_array_equal(outs[1], d0)
+    xc = x.copy()  # value written over the input itself
+    function.func.value_and_grad(xc, out=(xc, outs[1]), **_kw(function))
+    np.testing.assert_array_equal(xc, y0)
+    np.testing.assert_array_equal(outs[1], d0)
+
+
+def test_out_partly_overlapping_the_input(function):
+    x = _x(np.float64, (4000,))
+    expected = function.func(x[:-1], **_kw(function))
+    buf = x.copy()
+    function.func(buf[:-1], out=buf[1:], **_kw(function))
+    np.testing.assert_array_equal(buf[1:], expected)
+
+
+def test_float16_out(function):
+    x = _x(np.float16)
+    out = np.empty_like(x)
+    function.func(x, out=out, **_kw(function))
+    np.testing.assert_array_equal(out, function.func(x, **_kw(function)))
+
+
+@pytest.mark.parametrize("method", METHODS[:3])
+def test_bad_out_is_refused(function, method):
+    x = _x(np.float32)
+    with pytest.raises(ValueError, match="shape"):
+        _call(function, method, x, out=np.empty((5, 5), np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        _call(function, method, x, out=np.empty(x.shape, np.float64))
+    ro = np.empty_like(x)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _call(function, method, x, out=ro)
+    with pytest.raises(TypeError, match="out"):
+        _call(function, method, x, out=[0.0] * 30)
+
+
+def test_inputs_are_never_modified(function):
+    x = _x(np.float32)
+    g = _x(np.float32, seed=1)
+    x0, g0 = x.copy(), g.copy()
+    function.func(x, **_kw(function))
+    function.func.grad(x, **_kw(function))
+    function.func.backward(g, x, **_kw(function))
+    function.func.value_and_grad(x, **_kw(function))
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(g, g0)
+
+
+def test_keyword_errors(function):
+    f = function.func
+    with pytest.raises(TypeError, match="unexpected keyword argument 'not_a_parameter'"):
+        f(np.ones(3), not_a_parameter=1.0, **_kw(function))
+    with pytest.raises(TypeError, match="not_a_parameter"):
+        f.grad(np.ones(3), not_a_parameter=1.0, **_kw(function))
+    with pytest.raises(TypeError):
+        f.backward(np.ones(3), np.ones(3), not_a_parameter=1.0, **_kw(function))
+    with pytest.raises(TypeError):
+        f(np.ones(3), 0.1)  # parameters are keywords
+
+
+@pytest.mark.parametrize("func, kwargs, exc, match", [
+    (fa.leaky_relu, {"negative_slope": "0.1"}, TypeError, "negative_slope"),
+    (fa.elu, {"alpha": None}, TypeError, "alpha"),
+    (fa.celu, {"alpha": 0.0}, ValueError, "alpha"),
+    (fa.softshrink, {"lambd": -0.5}, ValueError, "lambd"),
+    (fa.softplus, {"beta": 0.0}, ValueError, "beta"),
+    (fa.hardtanh, {"min_val": 2.0, "max_val": 1.0}, ValueError, "min_val"),
+    (fa.gelu, {"approximate": "erf"}, ValueError, "approximate"),
+    (fa.threshold, {"threshold": 0.5}, TypeError, "value"),
+    (fa.threshold, {}, TypeError, "threshold"),
+    (fa.relu6, {"min_val": 1.0}, TypeError, "min_val"),
+    (fa.silu, {"beta": 2.0}, TypeError, "beta"),
+])
+def test_bad_parameters(func, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        func(np.ones(3), **kwargs)
+
+
+def test_parameters_are_cast_to_the_array_dtype():
+    x = np.array([-1.0], dtype=np.float32)
+    y = fa.leaky_relu(x, negative_slope=0.1)
+    assert y.dtype == np.float32 and y[0] == np.float32(-0.1)
+    assert fa.leaky_relu(x, negative_slope=np.float64(0.1))[0] == np.float32(-0.1)
+    assert fa.elu(x, alpha=2)[0] == np.float32(2 * np.expm1(np.float32(-1)))
+
+
+def test_backward_argument_errors():
+    x = np.ones(4)
+    with pytest.raises(TypeError, match="exactly one"):
+        fa.sigmoid.backward(x)
+    with pytest.raises(TypeError, match="exactly one"):
+        fa.sigmoid.backward(x, x, y=x)
+    with pytest.raises(TypeError, match="y="):
+        fa.gelu.backward(x, y=x)
+    with pytest.raises(TypeError, match="y="):
+        fa.elu.backward(x, y=x)
+    with pytest.raises(ValueError, match="grad_output"):
+        fa.sigmoid.backward(np.ones(3), x)
+    # grad_output broadcasts to x
+    np.testing.assert_array_equal(fa.sigmoid.backward(2.0, x), 2 * fa.sigmoid.grad(x))
+    with pytest.raises(TypeError, match="grad_output"):
+        fa.sigmoid.backward(np.array(["a"] * 4), x)
+
+
+class _FakeGpuArray:
+    """Stands for a CuPy / PyTorch CUDA array: exposes __cuda_array_interface__."""
+
+    __cuda_array_interface__ = {"shape": (2,), "typestr": "<f4", "data": (0, False), "version": 3}
+
+
+def test_gpu_arrays_are_not_copied_to_the_host():
+    with pytest.raises(RuntimeError, match="GPU array"):
+        fa.sigmoid(_FakeGpuArray())
+    with pytest.raises(TypeError, match="different devices"):
+        fa.sigmoid.backward(np.ones(2, np.float32), _FakeGpuArray())
+    with pytest.raises(RuntimeError, match="GPU array"):
+        fa.softmax(_FakeGpuArray())
+
+
+def test_signatures_and_repr():
+    import inspect
+
+    sig = inspect.signature(fa.leaky_relu)
+    assert sig.parameters["negative_slope"].default == 0.01
+    assert sig.parameters["negative_slope"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert "negative_slope=0.01" in repr(fa.leaky_relu)
+    assert inspect.signature(fa.gelu).parameters["approximate"].default == "none"
+    assert "min_val" not in inspect.signature(fa.relu6).parameters

@@ -1,0 +1,37 @@
+"""The main job, ``python -m fastact``, on a small array."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import fastact as fa
+from conftest import CASES
+
+# worst float32 forward error allowed, per row of the tour
+BOUNDS = {c.func.name: c.ulp32[0] for c in CASES if not c.params or c.func is fa.threshold}
+BOUNDS["gelu(tanh)"] = next(c.ulp32[0] for c in CASES if c.params.get("approximate") == "tanh")
+
+
+def test_tour_runs_every_function():
+    out = subprocess.run([sys.executable, "-W", "error", "-m", "fastact", "--log2n", "12", "--repeat", "1"],
+                         capture_output=True, text=True, check=True, timeout=900).stdout
+    lines = out.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines if line and line.split()[0] in
+            {f.name for f in fa.ELEMENTWISE} | {"gelu(tanh)", "softmax", "log_softmax"}}
+    assert set(rows) == {f.name for f in fa.ELEMENTWISE} | {"gelu(tanh)", "softmax", "log_softmax"}
+    for name, cols in rows.items():
+        if name in {"softmax", "log_softmax"}:
+            cols = cols[1:]  # the batch shape follows the name
+        fwd_ulp, bwd_ulp = float(cols[5]), float(cols[6])
+        # the tour measures against the float64 kernels: the float32 bound of
+        # the reference table plus the float64 kernel's own (tiny) error
+        bound = BOUNDS.get(name, 4) + 1
+        assert fwd_ulp <= bound, (name, fwd_ulp)
+        assert bwd_ulp < float("inf"), name
+    assert "nan" not in out.lower()
+
+
+def test_tour_rejects_bad_arguments():
+    r = subprocess.run([sys.executable, "-m", "fastact", "--log2n", "99"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--log2n" in r.stderr

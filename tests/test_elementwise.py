@@ -1,0 +1,180 @@
+"""Values and derivatives of every elementwise function against float64 references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastact as fa
+from fastact import _cpu
+from conftest import CASES, IDS, edge_values, grid
+from references import ulp_error
+
+def _bound(case, dtype, which):
+    return (case.ulp32 if dtype == np.float32 else case.ulp64)[which]
+
+
+def _worst(case, actual, exact, dtype, scale=1):
+    """Worst ulp error where the exact result is normal (or 0, inf, NaN).
+
+    Results whose exact value is subnormal are judged by absolute error, in
+    units of the smallest subnormal, against the row's ``sub`` bound.
+    """
+    err = ulp_error(actual, exact, dtype)
+    sub = (np.abs(exact) < np.finfo(dtype).tiny) & (exact != 0)
+    subnormal_err = float(err[sub].max()) if sub.any() else 0.0
+    assert subnormal_err <= scale * case.sub + (scale - 1), \
+        f"{case.id}: subnormal results off by {subnormal_err:.3g} ulp"
+    err = np.where(sub, 0.0, err)
+    i = int(np.argmax(err))
+    return float(err[i]), i
+
+
+def test_forward_accuracy(case, dtype):
+    x = np.concatenate([grid(dtype, case), edge_values(dtype)])
+    y = case.func(x, **case.params)
+    assert y.dtype == dtype and y.shape == x.shape
+    err, i = _worst(case, y, case.ref_forward(x.astype(np.float64), dtype), dtype)
+    assert err <= _bound(case, dtype, 0), f"{case.id} at x={x[i]!r}: {err:.3g} ulp, got {y[i]!r}"
+
+
+def test_grad_accuracy(case, dtype):
+    x = np.concatenate([grid(dtype, case), edge_values(dtype)])
+    d = case.func.grad(x, **case.params)
+    assert d.dtype == dtype
+    err, i = _worst(case, d, case.ref_grad(x.astype(np.float64), dtype), dtype)
+    assert err <= _bound(case, dtype, 1), f"{case.id}' at x={x[i]!r}: {err:.3g} ulp, got {d[i]!r}"
+
+
+def test_backward_is_g_times_grad(case, dtype):
+    rng = np.random.default_rng(7)
+    x = grid(dtype, case)
+    g = rng.standard_normal(x.size).astype(dtype)
+    b = case.func.backward(g, x, **case.params)
+    assert b.dtype == dtype
+    exact = g.astype(np.float64) * case.ref_grad(x.astype(np.float64), dtype)
+    # One more rounding, and the ulp of the product can be half that of f'(x):
+    # twice the derivative's bound plus one.
+    err, i = _worst(case, b, exact, dtype, scale=2)
+    assert err <= 2 * _bound(case, dtype, 1) + 1, f"{case.id} backward at x={x[i]!r}: {err:.3g} ulp"
+
+
+def test_value_and_grad_matches_separate_calls(case, dtype):
+    x = np.concatenate([grid(dtype, case), edge_values(dtype)])
+    y, d = case.func.value_and_grad(x, **case.params)
+    np.testing.assert_array_equal(y, case.func(x, **case.params))
+    np.testing.assert_array_equal(d, case.func.grad(x, **case.params))
+
+
+def test_parallel_path_matches_serial(case, dtype, monkeypatch):
+    """Large contiguous arrays go through the parallel loops: same bits as the ufuncs."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([grid(dtype, case), edge_values(dtype)])
+    g = rng.standard_normal(x.size).astype(dtype)
+    serial = (case.func(x, **case.params), case.func.grad(x, **case.params),
+              case.func.backward(g, x, **case.params))
+    monkeypatch.setattr(_cpu, "PARALLEL_THRESHOLD", 1)
+    par = (case.func(x, **case.params), case.func.grad(x, **case.params),
+           case.func.backward(g, x, **case.params))
+    y, d = case.func.value_and_grad(x, **case.params)
+    for a, b in zip(serial, par):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(y, serial[0])
+    np.testing.assert_array_equal(d, serial[1])
+
+
+def _smooth_points(case):
+    x = np.linspace(-6, 6, 241)
+    x = x[np.all(np.abs(x[:, None] - np.array(case.kinks or [np.inf])) > 1e-3, axis=1)]
+    return x
+
+
+def test_grad_matches_finite_differences(case):
+    x = _smooth_points(case)
+    h = 1e-6
+    fd = (case.func(x + h, **case.params) - case.func(x - h, **case.params)) / (2 * h)
+    np.testing.assert_allclose(case.func.grad(x, **case.params), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_nan_propagates(case, dtype):
+    x = np.array([np.nan, -np.nan], dtype=dtype)
+    assert np.isnan(case.func(x, **case.params)).all()
+    assert np.isnan(case.func.grad(x, **case.params)).all()
+    assert np.isnan(case.func.backward(np.ones_like(x), x, **case.params)).all()
+
+
+def test_infinities_give_limits(case, dtype):
+    x = np.array([np.inf, -np.inf], dtype=dtype)
+    exact_y = case.ref_forward(x.astype(np.float64), dtype)
+    exact_d = case.ref_grad(x.astype(np.float64), dtype)
+    assert not np.isnan(exact_y).any() and not np.isnan(exact_d).any()
+    np.testing.assert_array_equal(case.func(x, **case.params), exact_y.astype(dtype))
+    np.testing.assert_array_equal(case.func.grad(x, **case.params), exact_d.astype(dtype))
+
+
+def test_kinks_follow_pytorch_conventions(case, dtype):
+    if not case.kinks:
+        pytest.skip("smooth function")
+    x = np.array(case.kinks, dtype=dtype)
+    np.testing.assert_array_equal(case.func(x, **case.params),
+                                  case.ref_forward(x.astype(np.float64), dtype).astype(dtype))
+    np.testing.assert_array_equal(case.func.grad(x, **case.params),
+                                  case.ref_grad(x.astype(np.float64), dtype).astype(dtype))
+
+
+def test_explicit_conventions():
+    """A few values spelled out rather than taken from the reference table."""
+    d = fa.relu.grad(np.array([-1.0, -0.0, 0.0, 2.0, np.nan]))
+    np.testing.assert_array_equal(d, [0.0, 0.0, 0.0, 1.0, np.nan])
+    assert fa.leaky_relu.grad(np.array([0.0]), negative_slope=0.3)[0] == 0.3
+    assert fa.elu.grad(np.array([0.0]), alpha=0.7)[0] == 0.7
+    assert fa.hardtanh.grad(np.array([-1.0, 1.0])).tolist() == [0.0, 0.0]
+    assert fa.relu6.grad(np.array([0.0, 6.0])).tolist() == [0.0, 0.0]
+    assert fa.hardsigmoid.grad(np.array([-3.0, 3.0])).tolist() == [0.0, 0.0]
+    assert fa.hardswish.grad(np.array([-3.0, 3.0, 0.0])).tolist() == [0.0, 1.0, 0.5]
+    assert fa.softshrink.grad(np.array([-0.5, 0.5])).tolist() == [0.0, 0.0]
+    assert fa.softplus.grad(np.array([20.0, 20.5])).tolist()[1] == 1.0
+    assert fa.sigmoid(np.array([-np.inf, np.inf])).tolist() == [0.0, 1.0]
+    assert fa.softsign(np.array([-np.inf, np.inf])).tolist() == [-1.0, 1.0]
+    assert fa.elu(np.array([-np.inf]), alpha=2.0).tolist() == [-2.0]
+    for f in (fa.silu, fa.gelu, fa.mish, fa.hardswish):
+        assert f(np.array([-np.inf]))[0] == 0.0
+    assert fa.gelu(np.array([-np.inf]), approximate="tanh")[0] == 0.0
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_no_overflow_in_intermediate_steps(dt):
+    big = np.finfo(dt).max / 2
+    x = np.array([big, -big], dtype=dt)
+    np.testing.assert_array_equal(fa.hardswish(x), [big, 0.0])
+    np.testing.assert_array_equal(fa.gelu(x), [big, 0.0])
+    np.testing.assert_array_equal(fa.gelu(x, approximate="tanh"), [big, 0.0])
+    np.testing.assert_array_equal(fa.silu(x), [big, 0.0])
+    np.testing.assert_array_equal(fa.mish(x), [big, 0.0])
+    for f in fa.ELEMENTWISE:
+        kw = {"threshold": 0.0, "value": 0.0} if f is fa.threshold else {}
+        assert not np.isnan(f.grad(x, **kw)).any(), f.name
+        assert not np.isnan(f(x, **kw)).any(), f.name
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.func in (fa.sigmoid, fa.tanh, fa.relu)],
+                         ids=lambda c: c.id)
+def test_backward_from_output(case, dtype):
+    x = grid(dtype, case)
+    g = np.random.default_rng(1).standard_normal(x.size).astype(dtype)
+    y = case.func(x)
+    from_y = case.func.backward(g, y=y)
+    exact = g.astype(np.float64) * case.ref_grad(x.astype(np.float64), dtype)
+    # From the rounded output: y(1-y) and (1-y)(1+y) inherit y's rounding,
+    # relative to 1-y; compare where the derivative is not small.
+    keep = np.abs(case.ref_grad(x.astype(np.float64), dtype)) > 0.1
+    np.testing.assert_allclose(from_y[keep], exact[keep], rtol=2e-6 if dtype == np.float32 else 4e-15,
+                               atol=0)
+    assert np.isnan(case.func.backward(np.ones(1, dtype), y=np.array([np.nan], dtype))).all()
+
+
+def test_torch_name_is_documented():
+    for f in fa.ELEMENTWISE:
+        assert f.__doc__ and f.__doc__.strip(), f.name
+        if f is not fa.swish:
+            assert f.torch, f.name

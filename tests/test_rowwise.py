@@ -1,0 +1,232 @@
+"""softmax, log_softmax, softmin, glu, maxout and prelu against float64 references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastact as fa
+import references as ref
+from fastact import _rowwise_kernels
+
+FAMILY = [
+    (fa.softmax, ref.softmax, ref.softmax_vjp, ref.softmax_jacobian),
+    (fa.log_softmax, ref.log_softmax, ref.log_softmax_vjp, ref.log_softmax_jacobian),
+    (fa.softmin, ref.softmin, ref.softmin_vjp, ref.softmin_jacobian),
+]
+FAMILY_IDS = ["softmax", "log_softmax", "softmin"]
+TOL = {np.float32: dict(rtol=2e-6, atol=1e-7), np.float64: dict(rtol=1e-13, atol=1e-15)}
+
+
+@pytest.fixture(params=FAMILY, ids=FAMILY_IDS)
+def family(request):
+    return request.param
+
+
+@pytest.fixture(params=[False, True], ids=["serial", "parallel"])
+def path(request, monkeypatch):
+    if request.param:
+        monkeypatch.setattr(_rowwise_kernels, "PARALLEL_THRESHOLD", 1)
+    return request.param
+
+
+def _x(shape, dtype, seed=0, scale=4.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def _close(actual, expected, dtype):
+    assert actual.dtype == dtype
+    np.testing.assert_allclose(actual, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("shape, axis", [((5, 7), -1), ((5, 7), 0), ((3, 4, 6), 1), ((64,), 0),
+                                         ((2, 3, 1), 2)])
+def test_family_values_and_backward(family, dtype, shape, axis, path):
+    f, fref, vjp, _ = family
+    x = _x(shape, dtype)
+    g = _x(shape, dtype, seed=1, scale=1.0)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    y = f(x, axis=axis)
+    _close(y, fref(x64, axis=axis), dtype)
+    _close(f.backward(g, x, axis=axis), vjp(g64, x64, axis=axis), dtype)
+    _close(f.backward(g, y=y, axis=axis), vjp(g64, x64, axis=axis), dtype)
+
+
+def test_family_masks(family, dtype, path):
+    f, fref, vjp, _ = family
+    x = _x((6, 9), dtype)
+    g = _x((6, 9), dtype, seed=2, scale=1.0)
+    where = np.random.default_rng(5).random((6, 9)) > 0.4
+    where[2] = False  # a fully masked row
+    where[3] = True
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    y = f(x, where=where)
+    expected = fref(x64, where=where)
+    _close(y, expected, dtype)
+    assert not np.isnan(y).any()
+    fill = -np.inf if f is fa.log_softmax else 0.0
+    assert (y[2] == fill).all() and (y[~where] == fill).all()
+    _close(f.backward(g, x, where=where), vjp(g64, x64, where=where), dtype)
+    # a mask that broadcasts along the rows
+    col = np.arange(9) % 3 != 0
+    _close(f(x, where=col), fref(x64, where=np.broadcast_to(col, x.shape)), dtype)
+
+
+def test_family_nonfinite_rows(family):
+    f = family[0]
+    x = np.array([[-np.inf, -np.inf, -np.inf], [np.inf, 1.0, 2.0], [1000.0, 0.0, -1000.0],
+                  [np.nan, 0.0, 1.0]])
+    if f is fa.softmin:  # softmin(x) = softmax(-x): its NaN rows are all +inf / any -inf
+        x = -x
+    y = f(x)
+    assert np.isnan(y[0]).all() and np.isnan(y[1]).all() and np.isnan(y[3]).all()
+    np.testing.assert_allclose(y[2], family[1](x[2:3])[0], rtol=1e-15)
+    masked = f(x, where=np.array([[False] * 3, [False, True, True], [True] * 3, [False, True, True]]))
+    assert not np.isnan(masked).any()
+
+
+def test_family_large_and_float32_accumulation(family):
+    # a long row: the float64 accumulator keeps float32 results within a few ulps
+    x = _x((4, 4096), np.float32, scale=2.0)
+    expected = family[1](x.astype(np.float64))
+    y = family[0](x)
+    ulps = np.abs(y - expected) / np.spacing(np.abs(expected).astype(np.float32))
+    assert ulps.max() <= 2
+
+
+def test_jacobian(family, dtype):
+    f, _, _, jac = family
+    x = _x((3, 5), dtype)
+    _close(f.jacobian(x), jac(x.astype(np.float64)), dtype)
+    x3 = _x((4, 3, 2), dtype)
+    j = f.jacobian(x3, axis=1)
+    assert j.shape == (4, 2, 3, 3)
+    _close(j, jac(x3.astype(np.float64), axis=1), dtype)
+
+
+def test_jacobian_times_g_is_backward(family):
+    f = family[0]
+    x = _x((4, 6), np.float64)
+    g = _x((4, 6), np.float64, seed=3)
+    np.testing.assert_allclose(np.einsum("ri,rij->rj", g, f.jacobian(x)), f.backward(g, x), rtol=1e-12,
+                               atol=1e-14)
+
+
+def test_family_errors(family):
+    f = family[0]
+    x = np.ones((3, 4))
+    with pytest.raises(ValueError, match="axis"):
+        f(x, axis=2)
+    with pytest.raises(TypeError, match="axis"):
+        f(x, axis=1.0)
+    with pytest.raises(ValueError, match="where"):
+        f(x, where=np.ones(3, bool))
+    with pytest.raises(TypeError, match="where"):
+        f(x, where=np.ones(4))
+    with pytest.raises(ValueError, match="0-d"):
+        f(np.float64(1.0))
+    with pytest.raises(ValueError, match="grad_output"):
+        f.backward(np.ones((3, 3)), x)
+    with pytest.raises(TypeError, match="exactly one"):
+        f.backward(np.ones((3, 4)))
+    with pytest.raises(TypeError, match="dtype"):
+        f(x.astype(complex))
+    with pytest.raises(ValueError, match="shape"):
+        f(x, out=np.empty((4, 3)))
+
+
+def test_family_dtypes_and_out(family):
+    f = family[0]
+    x16 = _x((3, 8), np.float16)
+    assert f(x16).dtype == np.float16
+    assert f(np.arange(6).reshape(2, 3)).dtype == np.float64
+    x = _x((3, 8), np.float32)
+    out = np.empty_like(x)
+    assert f(x, out=out) is out
+    np.testing.assert_array_equal(out, f(x))
+    x0 = x.copy()
+    f.backward(np.ones_like(x), x)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(f(x[:, ::2]), f(np.ascontiguousarray(x[:, ::2])))
+    assert f(np.empty((0, 4))).shape == (0, 4)
+
+
+@pytest.mark.parametrize("shape, axis", [((4, 6), -1), ((6, 3), 0), ((2, 4, 3), 1)])
+def test_glu(dtype, shape, axis, path):
+    x = _x(shape, dtype)
+    half = list(shape)
+    half[axis] //= 2
+    g = _x(tuple(half), dtype, seed=4, scale=1.0)
+    _close(fa.glu(x, axis=axis), ref.glu(x.astype(np.float64), axis=axis), dtype)
+    _close(fa.glu.backward(g, x, axis=axis),
+           ref.glu_vjp(g.astype(np.float64), x.astype(np.float64), axis=axis), dtype)
+
+
+def test_glu_errors():
+    with pytest.raises(ValueError, match="even"):
+        fa.glu(np.ones((3, 5)))
+    with pytest.raises(ValueError, match="grad_output"):
+        fa.glu.backward(np.ones((3, 3)), np.ones((3, 4)))
+    with pytest.raises(ValueError, match="axis"):
+        fa.glu(np.ones((3, 4)), axis=-3)
+
+
+@pytest.mark.parametrize("shape, k, axis", [((4, 6), 2, -1), ((4, 6), 3, -1), ((6, 5), 3, 0),
+                                            ((2, 8, 3), 4, 1), ((5,), 5, 0), ((3, 4), 1, -1)])
+def test_maxout(dtype, shape, k, axis, path):
+    x = _x(shape, dtype)
+    small = list(shape)
+    small[axis] //= k
+    g = _x(tuple(small), dtype, seed=4, scale=1.0)
+    np.testing.assert_array_equal(fa.maxout(x, pool_size=k, axis=axis),
+                                  ref.maxout(x.astype(np.float64), k, axis=axis).astype(dtype))
+    np.testing.assert_array_equal(
+        fa.maxout.backward(g, x, pool_size=k, axis=axis),
+        ref.maxout_vjp(g.astype(np.float64), x.astype(np.float64), k, axis=axis).astype(dtype))
+
+
+def test_maxout_ties_and_nan():
+    x = np.array([[1.0, 3.0, 3.0, 0.0, np.nan, 2.0, 5.0, np.nan]])
+    np.testing.assert_array_equal(fa.maxout(x, pool_size=4), [[3.0, np.nan]])
+    gx = fa.maxout.backward(np.array([[10.0, 20.0]]), x, pool_size=4)
+    np.testing.assert_array_equal(gx, [[0, 10.0, 0, 0, 20.0, 0, 0, 0]])
+
+
+def test_maxout_errors():
+    with pytest.raises(ValueError, match="pool_size"):
+        fa.maxout(np.ones((2, 6)), pool_size=4)
+    with pytest.raises(ValueError, match="pool_size"):
+        fa.maxout(np.ones((2, 6)), pool_size=0)
+    with pytest.raises(TypeError, match="pool_size"):
+        fa.maxout(np.ones((2, 6)), pool_size=2.0)
+    with pytest.raises(TypeError):
+        fa.maxout(np.ones((2, 6)))
+    with pytest.raises(ValueError, match="grad_output"):
+        fa.maxout.backward(np.ones((2, 6)), np.ones((2, 6)), pool_size=2)
+
+
+@pytest.mark.parametrize("shape, nw, axis", [((4, 3), 3, 1), ((4, 3, 5), 3, 1), ((2, 3, 5), 5, -1),
+                                             ((4, 3), 1, 1), ((7,), 1, 1), ((2, 3, 4, 5), 4, 2)])
+def test_prelu(dtype, shape, nw, axis, path):
+    x = _x(shape, dtype)
+    w = np.linspace(-0.5, 0.9, nw).astype(dtype)
+    g = _x(shape, dtype, seed=5, scale=1.0)
+    x64, w64, g64 = x.astype(np.float64), w.astype(np.float64), g.astype(np.float64)
+    _close(fa.prelu(x, w, axis=axis), ref.prelu(x64, w64, axis=axis), dtype)
+    gx, gw = fa.prelu.backward(g, x, w, axis=axis)
+    rgx, rgw = ref.prelu_vjp(g64, x64, w64, axis=axis)
+    _close(gx, rgx, dtype)
+    assert gw.shape == w.shape
+    _close(gw, rgw, dtype)
+    _close(fa.prelu.grad(x, w, axis=axis), ref.prelu_vjp(np.ones_like(x64), x64, w64, axis=axis)[0], dtype)
+
+
+def test_prelu_nan_and_errors():
+    y = fa.prelu(np.array([np.nan, -1.0]), np.array([0.25]))
+    assert np.isnan(y[0]) and y[1] == -0.25
+    with pytest.raises(ValueError, match="weight"):
+        fa.prelu(np.ones((2, 3)), np.ones(2))
+    with pytest.raises(ValueError, match="weight"):
+        fa.prelu(np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match="grad_output"):
+        fa.prelu.backward(np.ones((2, 2)), np.ones((2, 3)), np.ones(3))
