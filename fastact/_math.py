@@ -157,3 +157,17 @@ def ndtr(x):
     d = -two_prod_err(x, c_hi, -t) - x * c_lo  # exact -x/sqrt2 = t + d
     corr = d * T(1.1283791670955126) * math.exp(-(t * t))
     return T(0.5) * (math.erfc(t) - corr)
+
+
+@_jit
+def scaled(x, beta):
+    """beta * x as z + ze, ze the rounding error of the product.
+
+    In the tails sigma(z) ~ e^z, whose relative error is |z| times that of z:
+    at z = -80 the rounding of beta * x alone would cost 40 ulps.
+    """
+    T = type(x)
+    z = beta * x
+    if beta == 1 or not abs(z) < T(1e4):  # exact, or far past every tail (and NaN)
+        return z, T(0)
+    return z, two_prod_err(beta, x, z)

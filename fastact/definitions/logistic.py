@@ -68,17 +68,26 @@ class swish:
 
     def forward(x, beta=1.0):
         T = type(x)
-        s = _math.sigmoid(beta * x)
-        if s == 0:  # x = -inf: the limit is 0, not -inf * 0
-            return T(0)
-        return x * s
+        z, ze = _math.scaled(x, beta)
+        if z < T(-80):
+            # sigma(z) = e^z to working precision, and it may be subnormal
+            # while x * sigma(z) is not: form x e^(z/2) first, then * e^(z/2).
+            h = _math.exp(T(0.5) * z)
+            if h == 0:  # the limit, not -inf * 0
+                return T(0)
+            return (x * h) * (h * (T(1) + ze))
+        # sigma(z + ze) = sigma(z) + ze sigma(z) sigma(-z) to first order
+        return x * (_math.sigmoid(z) + ze * _math.sigmoid_grad(z))
 
     def grad(x, beta=1.0):
         T = type(x)
-        z = beta * x
+        z, ze = _math.scaled(x, beta)
+        if z < T(-80):  # sigma(z) + z sigma(z) sigma(-z) = e^z (1 + z)
+            h = _math.exp(T(0.5) * z)
+            return (h * (T(1) + z)) * (h * (T(1) + ze)) if h != 0 else T(0)
         d = _math.sigmoid_grad(z)
         s = _math.sigmoid(z)
-        if d == 0:  # |z| = inf: drop z * 0
+        if d == 0:  # z = +-inf: drop z * 0
             return s
         return s + z * d
 
@@ -153,22 +162,24 @@ class mish:
         T = type(x)
         if x > T(20):
             return x
+        if x < T(-80):
+            # the factor is e^x to working precision and may be subnormal while
+            # x e^x is not: form x e^(x/2) first, then * e^(x/2)
+            h = math.exp(T(0.5) * x)
+            return (x * h) * h if h != 0 else T(0)  # h = 0: the limit, not -inf * 0
         n = math.exp(x)
         p = n * (n + T(2))
-        t = p / (p + T(2))
-        if t == 0:  # x = -inf (or deep underflow): the limit is 0
-            return T(0)
-        return x * t
+        return x * (p / (p + T(2)))
 
     def grad(x):
         T = type(x)
         if x > T(20):
             return T(1)
+        if x < T(-80):  # t + x sech^2 sigma = e^x (1 + x) to working precision
+            h = math.exp(T(0.5) * x)
+            return (h * (T(1) + x)) * h if h != 0 else T(0)
         n = math.exp(x)
         p = n * (n + T(2))
         q = p + T(2)
-        t = p / q
-        if n == 0:
-            return T(0)
         # sech^2(sp) * sigma(x) = 4 (1+n)^2 / q^2 * n / (1+n) = 4 n (1+n) / q^2
-        return t + x * (T(4) * n * (T(1) + n) / q / q)
+        return p / q + x * (T(4) * n * (T(1) + n) / q / q)

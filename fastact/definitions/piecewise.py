@@ -76,7 +76,7 @@ class hardsigmoid:
             return T(0)
         if x >= T(3):
             return T(1)
-        return x / T(6) + T(0.5)
+        return (x + T(3)) / T(6)  # not x/6 + 1/2, which cancels near x = -3
 
     def grad(x):
         T = type(x)
@@ -115,7 +115,7 @@ class hardswish:
             return T(0)
         if x >= T(3):
             return T(1)
-        return x / T(3) + T(0.5)
+        return (x + x + T(3)) / T(6)  # not x/3 + 1/2, which cancels near x = -1.5
 
 
 @elementwise(torch="F.softshrink")

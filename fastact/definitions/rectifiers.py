@@ -10,6 +10,7 @@ from fastact._elementwise import elementwise
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
+SELU_SCALE_ALPHA = 1.7580993408473768  # the product, correctly rounded (not SCALE * ALPHA)
 
 
 @elementwise(torch="F.relu")
@@ -104,13 +105,13 @@ class selu:
         T = type(x)
         if x > 0:
             return T(SELU_SCALE) * x
-        return T(SELU_SCALE * SELU_ALPHA) * _math.expm1(x)
+        return T(SELU_SCALE_ALPHA) * _math.expm1(x)
 
     def grad(x):
         T = type(x)
         if x > 0:
             return T(SELU_SCALE)
-        return T(SELU_SCALE * SELU_ALPHA) * _math.exp(x)
+        return T(SELU_SCALE_ALPHA) * _math.exp(x)
 
 
 @elementwise(torch="F.celu")
