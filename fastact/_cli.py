@@ -49,7 +49,7 @@ def _row(name, fwd_t, bwd_t, n, fwd_err, bwd_err, base_f, base_b):
     gbs_b = 12 * n / bwd_t / 1e9
     sp_f = f"{base_f / fwd_t:5.1f}x" if base_f else "    -"
     sp_b = f"{base_b / bwd_t:5.1f}x" if base_b else "    -"
-    return (f"{name:<18} {fwd_t * 1e3:8.2f} {gbs_f:6.1f} {bwd_t * 1e3:8.2f} {gbs_b:6.1f} "
+    return (f"{name:<24} {fwd_t * 1e3:8.2f} {gbs_f:6.1f} {bwd_t * 1e3:8.2f} {gbs_b:6.1f} "
             f"{fwd_err:8.2f} {bwd_err:8.2f} {sp_f} {sp_b}")
 
 
@@ -75,7 +75,7 @@ def tour(log2n: int = 22, repeat: int = 5, out=sys.stdout) -> None:
     print("error: worst over 65,536 elements, in float32 ulps, against fastact's float64 kernels; "
           "speed-up: over the NumPy expression", file=out)
     print(file=out)
-    header = (f"{'function':<18} {'fwd ms':>8} {'GB/s':>6} {'bwd ms':>8} {'GB/s':>6} "
+    header = (f"{'function':<24} {'fwd ms':>8} {'GB/s':>6} {'bwd ms':>8} {'GB/s':>6} "
               f"{'fwd ulp':>8} {'bwd ulp':>8} {'fwd':>6} {'bwd':>6}")
     print(header, file=out)
     print("-" * len(header), file=out)

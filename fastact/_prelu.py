@@ -24,7 +24,7 @@ class _PReLU:
 
     >>> fastact.prelu(np.array([[-1.0, 2.0], [-2.0, 1.0]]), np.array([0.1, 0.5]))
     array([[-0.1,  2. ],
-           [-1. ,  1. ]])
+           [-0.2,  1. ]])
     """
 
     __name__ = name = "prelu"

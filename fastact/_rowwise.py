@@ -117,7 +117,8 @@ class _SoftmaxFamily:
                                                  self._mode, mask, masked)
         return _deliver(_unrows(gx, np.moveaxis(a.value, ax, -1).shape, ax), a, out, fname)
 
-    def jacobian(self, x: Any, *, axis: int = -1, where: Any = None) -> Any:
+    def jacobian(self, x: Any, *, axis: int = -1, where: Any = None,
+                 out: np.ndarray | None = None) -> Any:
         """The full Jacobian, shape ``(..., n, n)``: ``J[..., i, j] = dy_i/dx_j``.
 
         ``...`` are the other axes of x in order; meant for small n.
@@ -136,10 +137,7 @@ class _SoftmaxFamily:
         kernel("softmax_jacobian_rows", jac.size)(p, jac, rows.dtype.type(self._sign),
                                                   self._mode, mask, masked)
         moved = np.moveaxis(a.value, ax, -1).shape
-        result = jac.reshape(moved + (n,))
-        if result.dtype != a.dtype:
-            result = result.astype(a.dtype)
-        return result
+        return _deliver(jac.reshape(moved + (n,)), a, out, fname)
 
 
 _MATH_NOTE = """

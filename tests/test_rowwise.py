@@ -102,6 +102,9 @@ def test_jacobian(family, dtype):
     j = f.jacobian(x3, axis=1)
     assert j.shape == (4, 2, 3, 3)
     _close(j, jac(x3.astype(np.float64), axis=1), dtype)
+    out = np.empty_like(j)
+    assert f.jacobian(x3, axis=1, out=out) is out
+    np.testing.assert_array_equal(out, j)
 
 
 def test_jacobian_times_g_is_backward(family):
