@@ -12,11 +12,97 @@ entry instead of reusing stale machine code compiled from the old one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import os
 import pathlib
 import types
 from typing import Any, Callable
+
+import numba
+from numba.core import caching
+
+#: ``FASTACT_CACHE=0`` turns the on-disk kernel cache off (kernels compile in
+#: every process).
+CACHE = os.environ.get("FASTACT_CACHE", "1") != "0"
+
+
+def jit_options(**extra: Any) -> dict:
+    """The options of every fastact kernel: cached on disk unless turned off, no GIL."""
+    return {"cache": CACHE, "nogil": True, **extra}
+
+
+class _TolerantCache(caching.FunctionCache):
+    """Numba's function cache, surviving damaged files.
+
+    A truncated or corrupt entry (a crash while writing, a full disk) makes
+    Numba raise while loading; here it means "not cached": the kernel
+    compiles, and a damaged index is replaced when the result is saved.
+    """
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception:
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            super().save_overload(sig, data)
+        except Exception:
+            with contextlib.suppress(OSError):
+                os.remove(self._cache_file._index_path)
+            with contextlib.suppress(Exception):
+                super().save_overload(sig, data)
+
+
+def jit(fn: Callable | None = None, **options: Any):
+    """``numba.njit`` with fastact's options; usable as ``@jit`` or ``jit(parallel=True)(f)``."""
+
+    def make(f: Callable):
+        dispatcher = numba.njit(**jit_options(**options))(f)
+        if CACHE:
+            dispatcher._cache = _TolerantCache(dispatcher.py_func)
+        return dispatcher
+
+    return make if fn is None else make(fn)
+
+
+def vectorize(fn: Callable):
+    """A lazily compiled ``numba.vectorize`` ufunc with fastact's cache."""
+    ufunc = numba.vectorize(cache=CACHE, nopython=True)(fn)
+    if CACHE:
+        ufunc._dispatcher.cache = _TolerantCache(ufunc._dispatcher.py_func)
+    return ufunc
+
+
+class _FastactCacheLocator(caching.UserProvidedCacheLocator):
+    """Puts fastact's kernels under ``FASTACT_CACHE_DIR`` when it is set.
+
+    Without it Numba's own locators apply: the package's ``__pycache__``,
+    else ``NUMBA_CACHE_DIR``, else the user's cache directory. Numba writes
+    cache files to a temporary name and renames them into place, so processes
+    filling one cache at the same time never read a partial file.
+    """
+
+    def __init__(self, py_func, py_file):
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        root = os.path.abspath(os.environ["FASTACT_CACHE_DIR"])
+        self._cache_path = os.path.join(root, self.get_suitable_cache_subpath(py_file))
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not os.environ.get("FASTACT_CACHE_DIR"):
+            return None
+        if not str(getattr(py_func, "__module__", "")).startswith("fastact"):
+            return None
+        return super(caching.UserProvidedCacheLocator, cls).from_function(py_func, py_file)
+
+
+if _FastactCacheLocator not in caching.CacheImpl._locator_classes:
+    caching.CacheImpl._locator_classes.insert(0, _FastactCacheLocator)
 
 
 @functools.cache

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import functools
 
-import numba
 import numpy as np
 from numba import prange
 
-from fastact._compile import specialize
+from fastact._compile import jit, specialize, vectorize
+from fastact._threads import parallel_slot
 
 # Placeholders for the scalar functions a template calls; each instantiated
 # kernel gets its own globals with these bound.
@@ -141,14 +141,14 @@ def ufunc(defn, kind: str):
     """The lazily compiled ufunc (a Numba DUFunc) of one kind for a definition."""
     template = _UFUNC_TEMPLATES[kind][len(defn.param_names)]
     fn = specialize(template, f"{defn.name}_{kind}", **_scalars(defn))
-    return numba.vectorize(cache=True, nopython=True)(fn)
+    return vectorize(fn)
 
 
 @functools.cache
 def loop(defn, kind: str):
     """The lazily compiled parallel loop of one kind for a definition."""
     fn = specialize(_LOOP_TEMPLATES[kind], f"{defn.name}_{kind}", **_scalars(defn))
-    return numba.njit(parallel=True, cache=True, nogil=True)(fn)
+    return jit(parallel=True)(fn)
 
 
 def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple) -> None:
@@ -162,8 +162,10 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple) -> None:
     if size >= PARALLEL_THRESHOLD:
         flat = _flat_if_safe(inputs, outs)
         if flat is not None:
-            loop(defn, kind)(*flat, params)
-            return
+            with parallel_slot() as ok:
+                if ok:
+                    loop(defn, kind)(*flat, params)
+                    return
     if kind == "value_and_grad":
         # Serial path: two ufunc passes. The derivative goes first, from the
         # untouched input, in case the value's output is the input itself.

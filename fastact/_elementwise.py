@@ -26,14 +26,13 @@ import inspect
 from typing import Any, Callable
 
 import numpy as np
-from numba import njit
 
 from fastact import _cpu
 from fastact._arrays import Arg, check_out, compute_dtype, finish, real_param
-from fastact._compile import specialize
+from fastact._compile import jit, specialize
 from fastact._dispatch import same_device
 
-_jit = njit(cache=True, nogil=True)
+_jit = jit
 
 
 class Definition:

@@ -9,9 +9,7 @@ these primitives and plain arithmetic, so the same code compiles for the CPU
 
 import math
 
-from numba import njit
-
-_jit = njit(cache=True, nogil=True)
+from fastact._compile import jit as _jit
 
 
 @_jit

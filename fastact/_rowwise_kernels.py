@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import functools
 
-import numba
 import numpy as np
 from numba import prange
 
 from fastact import _math
-from fastact._compile import specialize
+from fastact._compile import jit, specialize
+from fastact._threads import parallel_slot
 
 # Softmax-family modes.
 SOFTMAX, LOG_SOFTMAX = 0, 1
@@ -175,7 +175,6 @@ def prelu_blocks(x, w, out):
 def prelu_backward_blocks(g, x, w, gx, gw_parts):
     """gx = g * (x > 0 ? 1 : w); gw_parts[o, ch] = sum_i g * (x > 0 ? 0 : x)."""
     outer, c, inner = x.shape
-    T = x.dtype.type
     for o in prange(outer):
         for ch in range(c):
             a = w[ch]
@@ -204,9 +203,16 @@ PARALLEL_THRESHOLD = 1 << 16
 def _compiled(name: str, parallel: bool):
     # Serial and parallel builds of one function need cache entries of their own.
     fn = specialize(_KERNELS[name], f"{name}_{'parallel' if parallel else 'serial'}")
-    return numba.njit(parallel=parallel, cache=True, nogil=True)(fn)
+    return jit(parallel=parallel)(fn)
+
+
+def _launch_parallel(name: str, *args):
+    with parallel_slot() as ok:  # the serial build where threads are unsafe
+        return _compiled(name, ok)(*args)
 
 
 def kernel(name: str, work: int):
-    """The compiled kernel ``name``, parallel when ``work`` elements justify threads."""
-    return _compiled(name, work >= PARALLEL_THRESHOLD)
+    """The kernel ``name``, parallel when ``work`` elements justify threads."""
+    if work < PARALLEL_THRESHOLD:
+        return _compiled(name, False)
+    return functools.partial(_launch_parallel, name)

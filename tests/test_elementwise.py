@@ -7,7 +7,7 @@ import pytest
 
 import fastact as fa
 from fastact import _cpu
-from conftest import CASES, IDS, edge_values, grid
+from conftest import CASES, edge_values, grid
 from references import ulp_error
 
 def _bound(case, dtype, which):
