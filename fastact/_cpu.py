@@ -22,6 +22,7 @@ compiling.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 from numba import prange
@@ -144,6 +145,31 @@ def ufunc(defn, kind: str):
     return vectorize(fn)
 
 
+_ready: set = set()
+_ready_lock = threading.Lock()
+
+
+def ready_ufunc(defn, kind: str, dtype: np.dtype):
+    """``ufunc(defn, kind)`` with its loop for ``dtype`` compiled.
+
+    A DUFunc compiles a loop inside the call that first needs it, and only
+    when NumPy finds no loop that the inputs cast to safely: once a float64
+    loop exists, a float32 call would run it and round its result. So every
+    loop is compiled here by signature (one thread at a time: two threads
+    compiling one loop at once would both register it), and the callers pass
+    ``dtype=`` so that NumPy picks the loop of exactly that dtype.
+    """
+    key = (defn, kind, dtype)
+    if key not in _ready:
+        with _ready_lock:
+            if key not in _ready:
+                u = ufunc(defn, kind)
+                if dtype.char * u.nin + "->" + dtype.char not in u.types:
+                    u.add(f"{dtype.name}({', '.join([dtype.name] * u.nin)})")
+                _ready.add(key)
+    return ufunc(defn, kind)
+
+
 @functools.cache
 def loop(defn, kind: str):
     """The lazily compiled parallel loop of one kind for a definition."""
@@ -172,14 +198,18 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple) -> None:
         x = inputs[0]
         if np.may_share_memory(outs[1], x):
             x = x.copy()
+        grad = ready_ufunc(defn, "grad", x.dtype)
+        forward = ready_ufunc(defn, "forward", x.dtype)
         with np.errstate(all="ignore"):
-            ufunc(defn, "grad")(x, *params, out=outs[1])
-            ufunc(defn, "forward")(x, *params, out=outs[0])
+            grad(x, *params, out=outs[1], dtype=x.dtype)
+            forward(x, *params, out=outs[0], dtype=x.dtype)
         return
+    dtype = outs[0].dtype
+    u = ready_ufunc(defn, kind, dtype)
     # NumPy checks the floating-point status flags after a ufunc loop;
     # overflow or invalid in intermediate steps is expected and handled.
     with np.errstate(all="ignore"):
-        ufunc(defn, kind)(*inputs, *params, out=outs[0])
+        u(*inputs, *params, out=outs[0], dtype=dtype)
 
 
 def _flat_if_safe(inputs, outs):

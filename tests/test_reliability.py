@@ -220,3 +220,60 @@ def test_errors_write_nothing_into_out(call):
     with pytest.raises((ValueError, TypeError)):
         call(out)
     assert (out == 7.0).all()
+
+
+_FIRST_USE_SCRIPT = """
+    import threading, numpy as np, fastact as fa
+    xs = {dt: np.linspace(-5, 5, 1001).astype(dt) for dt in (np.float32, np.float64)}
+    funcs = [fa.elu, fa.mish, fa.softsign]
+    expected = {}
+    start = threading.Barrier(8)
+    results, errors = {}, []
+    def worker(k):
+        try:
+            start.wait()
+            f, dt = funcs[k % 3], (np.float32, np.float64)[k % 2]
+            results[k] = (f.name, dt, f.value_and_grad(xs[dt]), f.backward(xs[dt], xs[dt]))
+        except BaseException as e:
+            errors.append(repr(e))
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors, errors
+    for name, dt, (y, d), b in results.values():
+        f = getattr(fa, name)
+        assert np.array_equal(y, f(xs[dt])) and np.array_equal(d, f.grad(xs[dt]))
+        assert np.array_equal(b, xs[dt] * f.grad(xs[dt]))
+    print("ok")
+"""
+
+
+def test_concurrent_first_calls_compile_once():
+    """Threads racing to the first call of a kernel: no duplicate compilation, right values."""
+    env = dict(os.environ, FASTACT_CACHE="0")
+    r = subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(_FIRST_USE_SCRIPT)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+_ORDER_SCRIPT = """
+    import numpy as np, fastact as fa
+    from fastact import _cpu
+    x64 = np.linspace(-5, 5, 1001)
+    x32 = x64.astype(np.float32)
+    fa.softsign.backward(x64, x64)  # the float64 loops exist first
+    fa.mish(x64)
+    serial = fa.softsign.backward(x32, x32), fa.mish(x32)
+    _cpu.PARALLEL_THRESHOLD = 1  # the parallel loops compute natively in float32
+    parallel = fa.softsign.backward(x32, x32), fa.mish(x32)
+    assert all(np.array_equal(a, b) for a, b in zip(serial, parallel))
+    print("ok")
+"""
+
+
+def test_float32_does_not_run_float64_loops():
+    """A float32 call after a float64 one is computed in float32, not in float64 and rounded."""
+    env = dict(os.environ, FASTACT_CACHE="0")
+    r = subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(_ORDER_SCRIPT)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
