@@ -4,12 +4,12 @@ From one definition (a scalar ``forward``, its derivative ``grad`` and, for
 some functions, the derivative as a function of the output) this module
 builds, per dtype and on first use:
 
-* ``numba.vectorize`` ufuncs (forward, grad, backward ``g * f'(x)`` and
-  backward from the output ``g * f'(y)``): any strides, broadcasting, small
-  arrays;
-* ``numba.njit(parallel=True)`` loops over flat contiguous arrays for large
-  inputs: the same four plus ``value_and_grad``, which writes both outputs in
-  one pass.
+* loops over flat contiguous arrays, ``numba.njit(parallel=True)`` for large
+  inputs and serial for small ones: forward, grad, backward ``g * f'(x)``,
+  backward from the output ``g * f'(y)`` and ``value_and_grad``, which
+  writes both outputs in one pass;
+* ``numba.vectorize`` ufuncs of the first four, for strided, broadcast and
+  partly overlapping arrays.
 
 Every kernel comes from one template below. A template refers to the scalar
 functions through the globals ``f``, ``df`` and ``dfy``; a kernel is a
@@ -27,6 +27,7 @@ import threading
 import numpy as np
 from numba import prange
 
+from fastact._arrays import contiguous_flat, overlaps
 from fastact._compile import jit, specialize, vectorize
 from fastact._threads import parallel_slot
 
@@ -35,7 +36,7 @@ from fastact._threads import parallel_slot
 f = df = dfy = None
 
 # Elements above which a contiguous array is processed by the parallel loop.
-# Below it the serial ufunc is faster (no thread start-up).
+# Below it the serial loop is faster (no thread start-up).
 PARALLEL_THRESHOLD = 1 << 16
 
 
@@ -89,7 +90,7 @@ def backward_y_2(g, y, a, b):
     return g * dfy(y, a, b)
 
 
-# --- templates: parallel loops over flat contiguous arrays -----------------
+# --- templates: loops over flat contiguous arrays ---------------------------
 
 def par_forward(x, out, params):
     for i in prange(x.size):
@@ -171,10 +172,11 @@ def ready_ufunc(defn, kind: str, dtype: np.dtype):
 
 
 @functools.cache
-def loop(defn, kind: str):
-    """The lazily compiled parallel loop of one kind for a definition."""
-    fn = specialize(_LOOP_TEMPLATES[kind], f"{defn.name}_{kind}", **_scalars(defn))
-    return jit(parallel=True)(fn)
+def loop(defn, kind: str, parallel: bool = True):
+    """The lazily compiled loop of one kind for a definition, parallel or serial."""
+    tag = f"{defn.name}_{kind}_{'parallel' if parallel else 'serial'}"
+    fn = specialize(_LOOP_TEMPLATES[kind], tag, **_scalars(defn))
+    return jit(parallel=parallel)(fn)
 
 
 def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple) -> None:
@@ -184,17 +186,20 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple) -> None:
     result shape and may alias an input exactly. ``params`` are already cast
     to the compute dtype.
     """
-    size = outs[0].size
-    if size >= PARALLEL_THRESHOLD:
-        flat = _flat_if_safe(inputs, outs)
-        if flat is not None:
+    flat = _flat_if_safe(inputs, outs)
+    if flat is not None:
+        # Contiguous arrays of one layout: a flat loop, parallel when large.
+        # (A compiled loop also skips the ufunc machinery's per-call costs.)
+        if flat[0].size >= PARALLEL_THRESHOLD:
             with parallel_slot() as ok:
-                if ok:
-                    loop(defn, kind)(*flat, params)
-                    return
+                loop(defn, kind, ok)(*flat, params)
+        else:
+            loop(defn, kind, False)(*flat, params)
+        return
+    # Strided, broadcast or partly overlapping arrays: the ufuncs.
     if kind == "value_and_grad":
-        # Serial path: two ufunc passes. The derivative goes first, from the
-        # untouched input, in case the value's output is the input itself.
+        # Two ufunc passes. The derivative goes first, from the untouched
+        # input, in case the value's output is the input itself.
         x = inputs[0]
         if np.may_share_memory(outs[1], x):
             x = x.copy()
@@ -213,8 +218,6 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple) -> None:
 
 
 def _flat_if_safe(inputs, outs):
-    from fastact._arrays import contiguous_flat, overlaps
-
     arrays = (*inputs, *outs)
     flat = contiguous_flat(*arrays)
     if flat is None:

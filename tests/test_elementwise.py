@@ -67,7 +67,7 @@ def test_value_and_grad_matches_separate_calls(case, dtype):
 
 
 def test_parallel_path_matches_serial(case, dtype, monkeypatch):
-    """Large contiguous arrays go through the parallel loops: same bits as the ufuncs."""
+    """Large contiguous arrays go through the parallel loops: same bits as the serial ones."""
     rng = np.random.default_rng(3)
     x = np.concatenate([grid(dtype, case), edge_values(dtype)])
     g = rng.standard_normal(x.size).astype(dtype)
