@@ -1,0 +1,234 @@
+"""``python -m fastact bench``: throughput against the memory-copy bound and peers.
+
+For every elementwise function (forward with ``out=``, forward allocating,
+backward with ``out=``) and the softmax family on rows of 64 and 1024, one run
+measures fastact's GB/s (bytes read + written), its share of the measured
+parallel copy bandwidth, and its speed-up over the plain NumPy expression
+and, when they are installed, PyTorch on the CPU with the same number of
+threads and numexpr. Medians of repeated runs, all in one process.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def _median(fn, repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _copy_kernel():
+    from numba import prange
+
+    from fastact._compile import jit
+
+    @jit(parallel=True)
+    def copy(x, out):
+        for i in prange(x.size):
+            out[i] = x[i]
+
+    return copy
+
+
+def _torch(threads: int):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def _numexpr(threads: int):
+    try:
+        import numexpr
+    except ImportError:
+        return None
+    numexpr.set_num_threads(threads)
+    return numexpr
+
+
+# torch equivalents: name -> (allocating call, call with out= or None)
+def _torch_ops(torch):
+    F = torch.nn.functional
+    nn = torch._C._nn
+    return {
+        "sigmoid": (torch.sigmoid, lambda t, o: torch.sigmoid(t, out=o)),
+        "tanh": (torch.tanh, lambda t, o: torch.tanh(t, out=o)),
+        "relu": (F.relu, lambda t, o: torch.clamp_min(t, 0, out=o)),
+        "relu6": (F.relu6, lambda t, o: torch.clamp(t, 0, 6, out=o)),
+        "leaky_relu": (F.leaky_relu, lambda t, o: nn.leaky_relu(t, 0.01, out=o)),
+        "elu": (F.elu, lambda t, o: nn.elu(t, out=o)),
+        "celu": (F.celu, None),
+        "selu": (F.selu, None),
+        "gelu": (F.gelu, lambda t, o: nn.gelu(t, out=o)),
+        "silu": (F.silu, lambda t, o: nn.silu(t, out=o)),
+        "swish": (F.silu, lambda t, o: nn.silu(t, out=o)),
+        "mish": (F.mish, lambda t, o: nn.mish(t, out=o)),
+        "softplus": (F.softplus, lambda t, o: nn.softplus(t, out=o)),
+        "softsign": (F.softsign, None),
+        "logsigmoid": (F.logsigmoid, None),
+        "hardtanh": (F.hardtanh, lambda t, o: nn.hardtanh(t, out=o)),
+        "hardsigmoid": (F.hardsigmoid, lambda t, o: nn.hardsigmoid(t, out=o)),
+        "hardswish": (F.hardswish, lambda t, o: nn.hardswish(t, out=o)),
+        "tanhshrink": (F.tanhshrink, None),
+        "softshrink": (F.softshrink, lambda t, o: nn.softshrink(t, 0.5, out=o)),
+        "hardshrink": (F.hardshrink, lambda t, o: torch.hardshrink(t, 0.5, out=o)),
+        "threshold": (lambda t: F.threshold(t, 0.1, 20.0), lambda t, o: torch.threshold(t, 0.1, 20.0, out=o)),
+    }
+
+
+_NUMEXPR = {
+    "sigmoid": "1 / (1 + exp(-x))",
+    "tanh": "tanh(x)",
+    "relu": "where(x > 0, x, 0)",
+    "elu": "where(x > 0, x, expm1(x))",
+    "silu": "x / (1 + exp(-x))",
+    "softplus": "where(x > 20, x, log1p(exp(x)))",
+    "softsign": "x / (1 + abs(x))",
+}
+
+
+def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
+    import numba
+
+    import fastact as fa
+    from fastact._baselines import BASELINES, log_softmax, softmax, softmax_backward
+
+    threads = numba.get_num_threads()
+    torch = _torch(threads)
+    ne = _numexpr(threads)
+    n = 1 << log2n
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal(n) * 3).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    y = np.empty_like(x)
+    copy = _copy_kernel()
+    copy_gbs = 8 * n / _median(lambda: copy(x, y), repeat) / 1e9
+    peers = " vs PyTorch " + torch.__version__ if torch else ""
+    print(f"fastact bench: float32, {n:,} elements, {threads} threads, median of {repeat}; "
+          f"parallel copy {copy_gbs:.1f} GB/s (read + write){peers}", file=out)
+    print("fwd: f(x, out=y); alloc: f(x); bwd: f.backward(g, x, out=gx). "
+          "%copy = GB/s over the copy's; xNumPy / xtorch / xnumexpr = speed-up over that peer", file=out)
+    print(file=out)
+    header = (f"{'op':<26} {'GB/s':>6} {'%copy':>6} {'xNumPy':>7} {'xtorch':>7} {'xnumexpr':>8}")
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    rows = []
+
+    def emit(op, t, nbytes, t_np, t_torch=None, t_ne=None):
+        gbs = nbytes / t / 1e9
+        r = {"op": op, "gbs": gbs, "copy": gbs / copy_gbs,
+             "numpy": t_np / t if t_np else None,
+             "torch": t_torch / t if t_torch else None,
+             "numexpr": t_ne / t if t_ne else None}
+        rows.append(r)
+
+        def fmt(v):
+            return f"{v:6.2f}x" if v else "      -"
+
+        print(f"{op:<26} {gbs:6.1f} {100 * r['copy']:5.0f}% {fmt(r['numpy'])} {fmt(r['torch'])} "
+              f"{fmt(r['numexpr']):>8}", file=out, flush=True)
+
+    tx = ty = tg = None
+    if torch is not None:
+        tx, ty, tg = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(g)
+        ops = _torch_ops(torch)
+    quick = max(3, repeat // 2)
+    with np.errstate(all="ignore"):
+        for f in fa.ELEMENTWISE:
+            bf, bg, params = BASELINES[f.name]
+            t = _median(lambda: f(x, out=y, **params), repeat)
+            t_np = _median(lambda: bf(x), quick) if f.name != "gelu" or _has_scipy() else None
+            t_torch = None
+            if torch is not None and ops[f.name][1] is not None:
+                t_torch = _median(lambda: ops[f.name][1](tx, ty), repeat)
+            t_ne = None
+            if ne is not None and f.name in _NUMEXPR:
+                expr = _NUMEXPR[f.name]
+                t_ne = _median(lambda: ne.evaluate(expr, local_dict={"x": x}, out=y), repeat)
+            emit(f"{f.name}", t, 8 * n, t_np, t_torch, t_ne)
+            t = _median(lambda: f(x, **params), repeat)
+            t_torch = _median(lambda: ops[f.name][0](tx), repeat) if torch is not None else None
+            emit(f"{f.name} alloc", t, 8 * n, t_np, t_torch)
+            t = _median(lambda: f.backward(g, x, out=y, **params), repeat)
+            t_np = _median(lambda: g * bg(x), quick) if f.name != "gelu" or _has_scipy() else None
+            t_torch = None
+            if torch is not None:
+                tx.requires_grad_(False)
+                t_torch = _torch_backward(torch, f.name, tg, tx, repeat)
+            emit(f"{f.name} backward", t, 12 * n, t_np, t_torch)
+        for cols in (64, 1024):
+            xb, gb, yb = x.reshape(-1, cols), g.reshape(-1, cols), y.reshape(-1, cols)
+            for name, fn, ref in (("softmax", fa.softmax, softmax), ("log_softmax", fa.log_softmax, log_softmax)):
+                t = _median(lambda: fn(xb, out=yb), repeat)
+                t_np = _median(lambda: ref(xb), quick)
+                t_torch = None
+                if torch is not None:
+                    tf = getattr(torch, name)
+                    t_torch = _median(lambda: tf(torch.from_numpy(xb), -1, out=torch.from_numpy(yb)), repeat)
+                emit(f"{name} rows of {cols}", t, 8 * n, t_np, t_torch)
+            sb = fa.softmax(xb)
+            t = _median(lambda: fa.softmax.backward(gb, y=sb, out=yb), repeat)
+            t_np = _median(lambda: softmax_backward(gb, sb), quick)
+            t_torch = None
+            if torch is not None:
+                tsb, tgb = torch.from_numpy(sb), torch.from_numpy(gb)
+                t_torch = _median(lambda: torch._softmax_backward_data(tgb, tsb, -1, tsb.dtype), repeat)
+            emit(f"softmax backward rows {cols}", t, 12 * n, t_np, t_torch)
+
+    small = x[:1000].copy()
+    t_tanh = _median(lambda: np.tanh(small), 200)
+    print(file=out)
+    print("a call on 1,000 elements, over np.tanh on them:", file=out)
+    for f in (fa.relu, fa.sigmoid, fa.gelu):
+        t = _median(lambda: f(small), 200)
+        print(f"  {f.name:<8} {t * 1e6:6.2f} us  = {t / t_tanh:4.1f} x np.tanh ({t_tanh * 1e6:.2f} us)",
+              file=out)
+    return rows
+
+
+def _torch_backward(torch, name, tg, tx, repeat):
+    """PyTorch's own backward kernel for the op, where it exposes one."""
+    ops = torch.ops.aten
+    calls = {
+        "sigmoid": lambda: ops.sigmoid_backward(tg, torch.sigmoid(tx)),
+        "tanh": lambda: ops.tanh_backward(tg, torch.tanh(tx)),
+        "relu": lambda: ops.threshold_backward(tg, tx, 0.0),
+        "leaky_relu": lambda: ops.leaky_relu_backward(tg, tx, 0.01, False),
+        "elu": lambda: ops.elu_backward(tg, 1.0, 1.0, 1.0, False, tx),
+        "gelu": lambda: ops.gelu_backward(tg, tx),
+        "silu": lambda: ops.silu_backward(tg, tx),
+        "swish": lambda: ops.silu_backward(tg, tx),
+        "mish": lambda: ops.mish_backward(tg, tx),
+        "softplus": lambda: ops.softplus_backward(tg, tx, 1.0, 20.0),
+        "hardtanh": lambda: ops.hardtanh_backward(tg, tx, -1.0, 1.0),
+        "hardsigmoid": lambda: ops.hardsigmoid_backward(tg, tx),
+        "hardswish": lambda: ops.hardswish_backward(tg, tx),
+        "softshrink": lambda: ops.softshrink_backward(tg, tx, 0.5),
+    }
+    if name not in calls:
+        return None
+    if name in ("sigmoid", "tanh"):  # backward from the saved output: time only that
+        y = torch.sigmoid(tx) if name == "sigmoid" else torch.tanh(tx)
+        f = ops.sigmoid_backward if name == "sigmoid" else ops.tanh_backward
+        return _median(lambda: f(tg, y), repeat)
+    return _median(calls[name], repeat)
+
+
+def _has_scipy() -> bool:
+    try:
+        import scipy.special  # noqa: F401
+    except ImportError:
+        return False
+    return True
