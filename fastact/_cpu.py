@@ -179,14 +179,15 @@ def loop(defn, kind: str, parallel: bool = True):
     return jit(parallel=parallel)(fn)
 
 
-def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple) -> None:
+def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple, fresh: bool = False) -> None:
     """Apply one kind of kernel: ``outs[k][...] = kernel(*inputs, *params)``.
 
     ``inputs`` and ``outs`` are arrays of the compute dtype; ``outs`` have the
-    result shape and may alias an input exactly. ``params`` are already cast
-    to the compute dtype.
+    result shape and may alias an input exactly (``fresh``: they were just
+    allocated and share no memory with anything). ``params`` are already
+    cast to the compute dtype.
     """
-    flat = _flat_if_safe(inputs, outs)
+    flat = _flat_if_safe(inputs, outs, fresh)
     if flat is not None:
         # Contiguous arrays of one layout: a flat loop, parallel when large.
         # (A compiled loop also skips the ufunc machinery's per-call costs.)
@@ -217,11 +218,10 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple) -> None:
         u(*inputs, *params, out=outs[0], dtype=dtype)
 
 
-def _flat_if_safe(inputs, outs):
-    arrays = (*inputs, *outs)
-    flat = contiguous_flat(*arrays)
-    if flat is None:
-        return None
+def _flat_if_safe(inputs, outs, fresh):
+    flat = contiguous_flat(*inputs, *outs)
+    if flat is None or fresh:
+        return flat
     for o in outs:
         if overlaps(o, inputs):
             return None

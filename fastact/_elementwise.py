@@ -92,6 +92,7 @@ class Elementwise:
         self.torch = torch
         self.__doc__ = doc
         self.from_output = defn.grad_from_output is not None
+        self._default_params: dict = {}
         self.__signature__ = inspect.Signature(
             [inspect.Parameter("x", inspect.Parameter.POSITIONAL_ONLY)]
             + [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY,
@@ -112,6 +113,15 @@ class Elementwise:
     # --- parameters --------------------------------------------------------
 
     def _params(self, method: str, kwargs: dict, dtype: np.dtype) -> tuple:
+        if not kwargs:  # the defaults: validated and cast once per dtype
+            cached = self._default_params.get(dtype)
+            if cached is not None:
+                return cached
+            self._default_params[dtype] = cached = self._resolve(method, kwargs, dtype)
+            return cached
+        return self._resolve(method, kwargs, dtype)
+
+    def _resolve(self, method: str, kwargs: dict, dtype: np.dtype) -> tuple:
         fname = self.name if method == "__call__" else f"{self.name}.{method}"
         unknown = set(kwargs) - set(self.param_names)
         if unknown:
@@ -142,7 +152,7 @@ class Elementwise:
         if out is not None:
             check_out(out, a.value.shape, a.dtype, fname)
         dest = _dest(out, a)
-        _cpu.run(self._defn, kind, (a.value,), (dest,), params)
+        _cpu.run(self._defn, kind, (a.value,), (dest,), params, fresh=dest is not out)
         return finish(_store(dest, out, a), a.scalar, out)
 
     def __call__(self, x: Any, *, out: np.ndarray | None = None, **params: float) -> Any:
@@ -172,10 +182,12 @@ class Elementwise:
         a = Arg(value, fname, name)
         g = Arg(grad_output, fname, "grad_output", dtype=a.dtype)
         shape = a.value.shape
-        try:
-            bshape = np.broadcast_shapes(g.value.shape, shape)
-        except ValueError:
-            bshape = None
+        bshape = shape
+        if g.value.shape != shape:
+            try:
+                bshape = np.broadcast_shapes(g.value.shape, shape)
+            except ValueError:
+                bshape = None
         if bshape != shape:
             raise ValueError(f"{fname}(): grad_output has shape {g.value.shape}, "
                              f"which does not broadcast to the shape {shape} of {name}")
@@ -183,7 +195,7 @@ class Elementwise:
         if out is not None:
             check_out(out, shape, a.dtype, fname)
         dest = _dest(out, a)
-        _cpu.run(self._defn, kind, (g.value, a.value), (dest,), params)
+        _cpu.run(self._defn, kind, (g.value, a.value), (dest,), params, fresh=dest is not out)
         return finish(_store(dest, out, a), a.scalar, out)
 
     def value_and_grad(self, x: Any, *, out: tuple | None = None, **params: float) -> tuple:
