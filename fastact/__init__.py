@@ -10,8 +10,13 @@ on disk; nothing compiles at import.
 >>> x = np.linspace(-3, 3, 7, dtype=np.float32)
 >>> y = fa.gelu(x)
 >>> dx = fa.gelu.backward(np.ones_like(x), x)
+
+Losses (``mse_loss``, ``cross_entropy``) follow the same pattern, and
+``fastact.nn`` holds layer classes with PyTorch's names for NumPy training
+loops.
 """
 
+from fastact._losses import cross_entropy, mse_loss
 from fastact._prelu import prelu
 from fastact._rowwise import glu, log_softmax, maxout, softmax, softmin
 from fastact.definitions.gaussian import gelu
@@ -31,6 +36,8 @@ ELEMENTWISE = (
 #: The functions along an axis.
 ROWWISE = (softmax, log_softmax, softmin, glu, maxout)
 
+from fastact import nn  # noqa: E402  (the layers are built from the functions above)
+
 __all__ = [f.name for f in ELEMENTWISE] + ["prelu"] + [f.name for f in ROWWISE] + [
-    "ELEMENTWISE", "ROWWISE", "__version__",
+    "mse_loss", "cross_entropy", "nn", "ELEMENTWISE", "ROWWISE", "__version__",
 ]

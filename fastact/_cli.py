@@ -144,12 +144,34 @@ def _has_scipy() -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fastact",
-        description="fastact: a tour of every activation function, timed and checked on this machine.",
+        description="fastact: activation functions as Numba kernels. Without a command: "
+                    "a tour of every function, timed and checked on this machine.",
     )
     parser.add_argument("--log2n", type=int, default=22,
                         help="array size as a power of two (default 22: 4,194,304 elements)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per operation (median)")
+    commands = parser.add_subparsers(dest="command", metavar="command")
+    commands.add_parser("tour", help="the default: every function, timed and checked")
+    bench = commands.add_parser("bench", help="throughput against memory bandwidth, NumPy and PyTorch")
+    bench.add_argument("--log2n", type=int, default=24, dest="bench_log2n",
+                       help="array size as a power of two (default 24)")
+    bench.add_argument("--repeat", type=int, default=7, dest="bench_repeat", help="timed runs (median)")
+    plot = commands.add_parser("plot", help="draw every function and its derivative into a PNG grid")
+    plot.add_argument("--out", default="fastact.png", help="the PNG file to write (default fastact.png)")
     args = parser.parse_args(argv)
+    if args.command == "plot":
+        from fastact._plot import plot_all
+
+        path = plot_all(args.out)
+        print(f"wrote {path}")
+        return 0
+    if args.command == "bench":
+        from fastact._bench import bench as run_bench
+
+        if not 10 <= args.bench_log2n <= 30 or args.bench_repeat < 1:
+            parser.error("bench: --log2n must be between 10 and 30 and --repeat at least 1")
+        run_bench(args.bench_log2n, args.bench_repeat)
+        return 0
     if not 4 <= args.log2n <= 30:
         parser.error("--log2n must be between 4 and 30")
     if args.repeat < 1:

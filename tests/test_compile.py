@@ -43,7 +43,7 @@ _USE = """
     from fastact import _cpu
     x = np.linspace(-3, 3, 1 << 17, dtype=np.float32)
     y = fastact.sigmoid(x)
-    k = _cpu.loop(fastact.sigmoid._defn, "forward")
+    k = _cpu.loop(fastact.sigmoid._defn, "forward", True)
     print(json.dumps({"hits": sum(k.stats.cache_hits.values()),
                       "misses": sum(k.stats.cache_misses.values()), "y": float(y[-1])}))
 """

@@ -133,7 +133,7 @@ _CACHE_SCRIPT = """
     from fastact import _cpu
     x = np.linspace(-3, 3, 1 << 17, dtype=np.float32)
     y = fastact.softplus(x, beta=2.0)
-    k = _cpu.loop(fastact.softplus._defn, "forward")
+    k = _cpu.loop(fastact.softplus._defn, "forward", True)
     print(json.dumps({"hits": sum(k.stats.cache_hits.values()), "y": float(y.sum())}))
 """
 
