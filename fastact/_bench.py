@@ -10,21 +10,16 @@ threads and numexpr. Medians of repeated runs, all in one process.
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 
 import numpy as np
 
+from fastact._cli import _median_time
+
 
 def _median(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    fn()  # warm up: compile or load from the cache
+    return _median_time(fn, repeat)
 
 
 def _copy_kernel():

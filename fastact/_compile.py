@@ -123,3 +123,35 @@ def specialize(template: Callable, tag: str, **globals_: Any) -> Callable:
     fn.__qualname__ = f"{template.__qualname__}.{tag}_{source_hash()}"
     fn.__doc__ = template.__doc__
     return fn
+
+
+class KernelFamily:
+    """Plain kernel functions, each compiled serial or parallel on demand.
+
+    ``threshold`` returns the work (elements) from which the parallel build
+    is used; it is read at every call, so the module that owns the family can
+    change it. Where parallel launches are unsafe (see ``fastact._threads``)
+    the serial build runs instead.
+    """
+
+    def __init__(self, kernels: dict, threshold: Callable[[], int]):
+        self._kernels = kernels
+        self._threshold = threshold
+        self.compiled = functools.cache(self._compile)
+
+    def _compile(self, name: str, parallel: bool):
+        # Serial and parallel builds of one function need cache entries of their own.
+        fn = specialize(self._kernels[name], f"{name}_{'parallel' if parallel else 'serial'}")
+        return jit(parallel=parallel)(fn)
+
+    def _launch_parallel(self, name: str, *args):
+        from fastact._threads import parallel_slot
+
+        with parallel_slot() as ok:
+            return self.compiled(name, ok)(*args)
+
+    def __call__(self, name: str, work: int):
+        """The kernel ``name``, parallel when ``work`` elements justify threads."""
+        if work < self._threshold():
+            return self.compiled(name, False)
+        return functools.partial(self._launch_parallel, name)

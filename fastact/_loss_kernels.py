@@ -14,15 +14,13 @@ once.
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 from numba import prange
 
 from fastact import _math
-from fastact._compile import jit, specialize
+from fastact._compile import KernelFamily
 from fastact._rowwise_kernels import PARALLEL_THRESHOLD as _ROWWISE_THRESHOLD
-from fastact._threads import parallel_slot
 
 
 def cross_entropy_rows(x, target, losses):
@@ -134,20 +132,4 @@ _KERNELS = {f.__name__: f for f in (
 PARALLEL_THRESHOLD = _ROWWISE_THRESHOLD
 
 
-@functools.cache
-def _compiled(name: str, parallel: bool):
-    # Serial and parallel builds of one function need cache entries of their own.
-    fn = specialize(_KERNELS[name], f"{name}_{'parallel' if parallel else 'serial'}")
-    return jit(parallel=parallel)(fn)
-
-
-def _launch_parallel(name: str, *args):
-    with parallel_slot() as ok:  # the serial build where threads are unsafe
-        return _compiled(name, ok)(*args)
-
-
-def kernel(name: str, work: int):
-    """The kernel ``name``, parallel when ``work`` elements justify threads."""
-    if work < PARALLEL_THRESHOLD:
-        return _compiled(name, False)
-    return functools.partial(_launch_parallel, name)
+kernel = KernelFamily(_KERNELS, lambda: PARALLEL_THRESHOLD)

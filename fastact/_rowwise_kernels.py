@@ -11,14 +11,12 @@ rows: a float32 running sum over a row of 1024 loses ~10 bits.
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 from numba import prange
 
 from fastact import _math
-from fastact._compile import jit, specialize
-from fastact._threads import parallel_slot
+from fastact._compile import KernelFamily
 
 # Softmax-family modes.
 SOFTMAX, LOG_SOFTMAX = 0, 1
@@ -199,20 +197,4 @@ _KERNELS = {f.__name__: f for f in (
 PARALLEL_THRESHOLD = 1 << 16
 
 
-@functools.cache
-def _compiled(name: str, parallel: bool):
-    # Serial and parallel builds of one function need cache entries of their own.
-    fn = specialize(_KERNELS[name], f"{name}_{'parallel' if parallel else 'serial'}")
-    return jit(parallel=parallel)(fn)
-
-
-def _launch_parallel(name: str, *args):
-    with parallel_slot() as ok:  # the serial build where threads are unsafe
-        return _compiled(name, ok)(*args)
-
-
-def kernel(name: str, work: int):
-    """The kernel ``name``, parallel when ``work`` elements justify threads."""
-    if work < PARALLEL_THRESHOLD:
-        return _compiled(name, False)
-    return functools.partial(_launch_parallel, name)
+kernel = KernelFamily(_KERNELS, lambda: PARALLEL_THRESHOLD)
