@@ -19,8 +19,19 @@ import numpy as np
 from numba import prange
 
 from fastact import _math
-from fastact._compile import KernelFamily
+from fastact._compile import KernelFamily, jit
 from fastact._rowwise_kernels import PARALLEL_THRESHOLD as _ROWWISE_THRESHOLD
+
+
+@jit
+def _row_max(x, r):
+    """The largest entry of row r (NaN entries are skipped; they still make the loss NaN)."""
+    m = x[r, 0]
+    for j in range(1, x.shape[1]):
+        v = x[r, j]
+        if v > m:
+            m = v
+    return m
 
 
 def cross_entropy_rows(x, target, losses):
@@ -41,11 +52,7 @@ def cross_entropy_rows(x, target, losses):
         if t < 0 or t >= n:
             bad += 1
             continue
-        m = x[r, 0]
-        for j in range(1, n):
-            v = x[r, j]
-            if v > m:
-                m = v
+        m = _row_max(x, r)
         rest = 0.0
         for j in range(n):
             if j != t:
@@ -74,11 +81,7 @@ def cross_entropy_backward_rows(x, target, g, step, c, out):
         if t < 0 or t >= n:
             bad += 1
             continue
-        m = x[r, 0]
-        for j in range(1, n):
-            v = x[r, j]
-            if v > m:
-                m = v
+        m = _row_max(x, r)
         rest = 0.0
         for j in range(n):  # store e^(x - m) and sum it, then scale
             e = _math.exp(x[r, j] - m)

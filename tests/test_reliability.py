@@ -248,12 +248,17 @@ _FIRST_USE_SCRIPT = """
 """
 
 
-def test_concurrent_first_calls_compile_once():
-    """Threads racing to the first call of a kernel: no duplicate compilation, right values."""
+def _run_fresh_ok(script: str) -> None:
+    """Run a script that prints "ok" in a fresh process that compiles everything (no cache)."""
     env = dict(os.environ, FASTACT_CACHE="0")
-    r = subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(_FIRST_USE_SCRIPT)],
+    r = subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(script)],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+def test_concurrent_first_calls_compile_once():
+    """Threads racing to the first call of a kernel: no duplicate compilation, right values."""
+    _run_fresh_ok(_FIRST_USE_SCRIPT)
 
 
 _ORDER_SCRIPT = """
@@ -273,7 +278,4 @@ _ORDER_SCRIPT = """
 
 def test_float32_does_not_run_float64_loops():
     """A float32 call after a float64 one is computed in float32, not in float64 and rounded."""
-    env = dict(os.environ, FASTACT_CACHE="0")
-    r = subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(_ORDER_SCRIPT)],
-                       capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+    _run_fresh_ok(_ORDER_SCRIPT)
