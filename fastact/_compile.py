@@ -29,8 +29,13 @@ CACHE = os.environ.get("FASTACT_CACHE", "1") != "0"
 
 
 def jit_options(**extra: Any) -> dict:
-    """The options of every fastact kernel: cached on disk unless turned off, no GIL."""
-    return {"cache": CACHE, "nogil": True, **extra}
+    """The options of every fastact kernel.
+
+    Cached on disk unless turned off, no GIL, and NumPy's error model: a
+    float division is a plain division, not a zero test that raises, which
+    is a branch with a side effect and stops the loop vectorizer.
+    """
+    return {"cache": CACHE, "nogil": True, "error_model": "numpy", **extra}
 
 
 class _TolerantCache(caching.FunctionCache):
@@ -67,6 +72,15 @@ def jit(fn: Callable | None = None, **options: Any):
         return dispatcher
 
     return make if fn is None else make(fn)
+
+
+def scalar_jit(fn: Callable):
+    """``jit`` for the scalar functions the kernels call: always inlined.
+
+    A loop that calls a function does not vectorize, and LLVM's inliner
+    leaves the larger scalar functions (erfc, the gradients) out of line.
+    """
+    return jit(forceinline=True)(fn)
 
 
 def vectorize(fn: Callable):

@@ -29,10 +29,10 @@ import numpy as np
 
 from fastact import _cpu
 from fastact._arrays import Arg, check_out, compute_dtype, finish, real_param
-from fastact._compile import jit, specialize
+from fastact._compile import scalar_jit, specialize
 from fastact._dispatch import same_device
 
-_jit = jit
+_jit = scalar_jit
 
 
 class Definition:

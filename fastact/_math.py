@@ -7,62 +7,93 @@ these primitives and plain arithmetic, so the same code compiles for the CPU
 (ufuncs and parallel loops) and as CUDA device functions.
 """
 
-import math
+from fastact import _vmath
+from fastact._compile import scalar_jit
 
-from fastact._compile import jit as _jit
+_jit = scalar_jit
 
+
+# The transcendental functions: fastact's own pure-arithmetic versions
+# (``fastact._vmath``), which inline and vectorize inside the kernels' loops.
 
 @_jit
 def exp(x):
-    return math.exp(x)
+    return _vmath._exp(x)
+
+
+@_jit
+def exp_sub(a, b):
+    """e^(a - b) with the rounding error of a - b taken into account.
+
+    The difference is split exactly (TwoSum) and its low part goes into the
+    exponential's argument reduction; an infinite or NaN difference passes
+    as it is.
+    """
+    T = type(a)
+    s = a - b
+    bb = s - a
+    err = (a - (s - bb)) - (b + bb)
+    return _vmath.exp_dw(s, err if abs(s) < T(1e30) else T(0))
 
 
 @_jit
 def expm1(x):
-    return math.expm1(x)
+    return _vmath._expm1(x)
 
 
 @_jit
 def log(x):
-    return math.log(x)
+    return _vmath._log(x)
 
 
 @_jit
 def log1p(x):
-    return math.log1p(x)
+    return _vmath._log1p(x)
 
 
 @_jit
 def tanh(x):
-    return math.tanh(x)
+    return _vmath._tanh(x)
 
 
 @_jit
 def erfc(x):
-    return math.erfc(x)
+    return _vmath._erfc(x)
 
 
 @_jit
-def sigmoid(x):
-    """1 / (1 + e^-x), split by sign so that e^(.) never overflows."""
+def sigmoid_e(x, e):
+    """sigma(x) from e = e^-|x|: 1 / (1 + e) for x >= 0, e / (1 + e) below.
+
+    e^(.) never overflows, and one exponential serves sigma and sigma' (the
+    kernels compute it once). NaN lands in the second form and propagates.
+    """
     T = type(x)
-    if x >= 0:
-        return T(1) / (T(1) + math.exp(-x))
-    e = math.exp(x)  # NaN also lands here and propagates
-    return e / (T(1) + e)
+    return (T(1) if x >= 0 else e) / (T(1) + e)
 
 
 @_jit
-def sigmoid_grad(x):
-    """sigma(x) * sigma(-x) = e / (1 + e)^2 with e = e^-|x|.
+def sigmoid_grad_e(e):
+    """sigma(x) sigma(-x) = e / (1 + e)^2 from e = e^-|x|.
 
     Not sigma(x) * (1 - sigma(x)): for x > 16.7 (float32) the factor
     1 - sigma(x) rounds to 0 although the exact derivative is a normal number.
     """
-    T = type(x)
-    e = math.exp(-abs(x))
+    T = type(e)
     d = T(1) + e
     return e / d / d
+
+
+@_jit
+def sigmoid(x):
+    """1 / (1 + e^-x), without overflow (see sigmoid_e)."""
+    return sigmoid_e(x, exp(-abs(x)))
+
+
+@_jit
+def sigmoid_grad(x):
+    """sigma(x) sigma(-x) (see sigmoid_grad_e)."""
+    return sigmoid_grad_e(exp(-abs(x)))
 
 
 @_jit
@@ -70,7 +101,7 @@ def softplus(x):
     """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, no cancellation."""
     T = type(x)
     m = x if x > 0 else T(0)
-    return m + math.log1p(math.exp(-abs(x)))
+    return m + log1p(exp(-abs(x)))
 
 
 @_jit
@@ -81,7 +112,7 @@ def sech2(x):
     is still a normal number.
     """
     T = type(x)
-    e = math.exp(T(-2) * abs(x))
+    e = exp(T(-2) * abs(x))
     d = T(1) + e
     return T(4) * e / d / d
 
@@ -129,7 +160,7 @@ def gauss(x):
         return T(0) if a == a else a
     s = a * a
     e = two_prod_err(a, a, s)
-    return math.exp(s * T(-0.5)) * (T(1) - T(0.5) * e)
+    return exp(s * T(-0.5)) * (T(1) - T(0.5) * e)
 
 
 @_jit
@@ -151,10 +182,10 @@ def ndtr(x):
         c_lo = T(-4.833646656726457e-17)
     t = -x * c_hi
     if abs(x) > T(40) or t != t:
-        return T(0.5) * math.erfc(t)
+        return T(0.5) * erfc(t)
     d = -two_prod_err(x, c_hi, -t) - x * c_lo  # exact -x/sqrt2 = t + d
-    corr = d * T(1.1283791670955126) * math.exp(-(t * t))
-    return T(0.5) * (math.erfc(t) - corr)
+    corr = d * T(1.1283791670955126) * exp(-(t * t))
+    return T(0.5) * (erfc(t) - corr)
 
 
 @_jit

@@ -27,6 +27,22 @@ def _unrows(rows: np.ndarray, moved_shape: tuple, axis: int) -> np.ndarray:
     return np.moveaxis(rows.reshape(moved_shape), -1, axis)
 
 
+def _rows_of_out(out: np.ndarray | None, dtype: np.dtype, axis: int, *inputs: np.ndarray):
+    """``out`` as the kernel's rows when the kernel can write it directly.
+
+    That is when it is C-contiguous with the compute dtype, the axis is the
+    last one, and it shares no memory with an input (the kernels read a row
+    again after writing it). Otherwise None: the result goes through a
+    temporary and is copied.
+    """
+    if (out is None or not out.flags.c_contiguous or out.dtype != dtype
+            or axis != out.ndim - 1 or out.ndim == 0):
+        return None
+    if any(np.may_share_memory(out, a) for a in inputs):
+        return None
+    return out.reshape(-1, out.shape[-1])
+
+
 def _deliver(result: np.ndarray, arg: Arg, out: np.ndarray | None, fname: str) -> Any:
     """Cast (float16) and copy into ``out`` (validated) or return."""
     if out is not None:
@@ -80,12 +96,17 @@ class _SoftmaxFamily:
         if out is not None:
             check_out(out, a.value.shape, a.dtype, fname)
         mask, masked = self._mask(where, a.value.shape, ax, fname)
-        y = self._forward_rows(a.value, ax, mask, masked)
+        direct = _rows_of_out(out, a.value.dtype, ax, a.value, mask)
+        y = self._forward_rows(a.value, ax, mask, masked, direct)
+        if direct is not None:
+            return out
         return _deliver(_unrows(y, np.moveaxis(a.value, ax, -1).shape, ax), a, out, fname)
 
-    def _forward_rows(self, x: np.ndarray, axis: int, mask: np.ndarray, masked: bool) -> np.ndarray:
+    def _forward_rows(self, x: np.ndarray, axis: int, mask: np.ndarray, masked: bool,
+                      y: np.ndarray | None = None) -> np.ndarray:
         rows = _rows(x, axis)
-        y = np.empty_like(rows)
+        if y is None:
+            y = np.empty_like(rows)
         kernel("softmax_rows", rows.size)(rows, y, rows.dtype.type(self._sign), self._mode, mask, masked)
         return y
 
@@ -112,9 +133,12 @@ class _SoftmaxFamily:
         mask, masked = self._mask(where, a.value.shape, ax, fname)
         yr = self._forward_rows(a.value, ax, mask, masked) if y is None else _rows(a.value, ax)
         gr = _rows(g.value, ax)
-        gx = np.empty_like(yr)
+        direct = _rows_of_out(out, a.value.dtype, ax, a.value, g.value, mask)
+        gx = np.empty_like(yr) if direct is None else direct
         kernel("softmax_backward_rows", yr.size)(gr, yr, gx, yr.dtype.type(self._sign),
                                                  self._mode, mask, masked)
+        if direct is not None:
+            return out
         return _deliver(_unrows(gx, np.moveaxis(a.value, ax, -1).shape, ax), a, out, fname)
 
     def jacobian(self, x: Any, *, axis: int = -1, where: Any = None,

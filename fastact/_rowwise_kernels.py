@@ -11,84 +11,146 @@ rows: a float32 running sum over a row of 1024 loses ~10 bits.
 
 from __future__ import annotations
 
-
 import numpy as np
 from numba import prange
 
-from fastact import _math
-from fastact._compile import KernelFamily
+from fastact import _math, _vmath
+from fastact._compile import KernelFamily, jit
 
 # Softmax-family modes.
 SOFTMAX, LOG_SOFTMAX = 0, 1
 
 
+# --- one row, no mask: the fast path ----------------------------------------
+#
+# Each step is its own loop so that each vectorizes: the maximum through
+# llvm.maxnum, the sums in float64 with reassociation allowed (only in the
+# two summing helpers: the exponential's own arithmetic must not be
+# reordered). A row is read from memory once; the later passes find it in
+# the cache.
+
+@jit(fastmath={"reassoc"}, forceinline=True)
+def _sum64(v):
+    s = 0.0
+    for j in range(v.shape[0]):
+        s += np.float64(v[j])
+    return s
+
+
+@jit(fastmath={"reassoc"}, forceinline=True)
+def _dot64(a, b):
+    s = 0.0
+    for j in range(a.shape[0]):
+        s += np.float64(a[j]) * np.float64(b[j])
+    return s
+
+
+@jit(forceinline=True)
+def _signed_max(v, sign):
+    m = v.dtype.type(-np.inf)
+    for j in range(v.shape[0]):
+        m = _vmath.fmax(m, sign * v[j])  # a NaN is skipped here; it reaches the output via e^(.)
+    return m
+
+
+@jit(forceinline=True)
+def _softmax_row(v, o, sign, mode):
+    T = v.dtype.type
+    m = _signed_max(v, sign)
+    for j in range(v.shape[0]):
+        o[j] = _math.exp_sub(sign * v[j], m)
+    s = _sum64(o)
+    if mode == SOFTMAX:
+        inv = 1.0 / s
+        for j in range(v.shape[0]):
+            o[j] = T(o[j] * inv)
+    else:
+        ls = np.log(s)
+        for j in range(v.shape[0]):
+            o[j] = T((np.float64(sign * v[j]) - np.float64(m)) - ls)
+
+
+@jit(forceinline=True)
+def _softmax_backward_row(g, y, o, sign, mode):
+    T = y.dtype.type
+    if mode == SOFTMAX:
+        s = _dot64(g, y)
+        for j in range(y.shape[0]):
+            o[j] = T(sign * (np.float64(y[j]) * (np.float64(g[j]) - s)))
+    else:
+        s = _sum64(g)
+        for j in range(y.shape[0]):
+            o[j] = T(np.float64(g[j]) - _math.exp(np.float64(y[j])) * s)
+
+
+# --- one row with a mask (where=) -------------------------------------------
+
+@jit(forceinline=True)
+def _masked_softmax_row(v, o, sign, mode, mask):
+    T = v.dtype.type
+    n = v.shape[0]
+    m = T(-np.inf)
+    count = 0
+    for j in range(n):
+        if mask[j]:
+            count += 1
+            m = _vmath.fmax(m, sign * v[j])
+    if count == 0:  # every entry masked: 0 (softmax) or -inf (log_softmax), not NaN
+        fill = T(0) if mode == SOFTMAX else T(-np.inf)
+        for j in range(n):
+            o[j] = fill
+        return
+    for j in range(n):
+        o[j] = _math.exp_sub(sign * v[j], m) if mask[j] else T(0)
+    s = _sum64(o)
+    if mode == SOFTMAX:
+        inv = 1.0 / s
+        for j in range(n):
+            o[j] = T(o[j] * inv)
+    else:
+        ls = np.log(s)
+        for j in range(n):
+            o[j] = T((np.float64(sign * v[j]) - np.float64(m)) - ls) if mask[j] else T(-np.inf)
+
+
+@jit(forceinline=True)
+def _masked_softmax_backward_row(g, y, o, sign, mode, mask):
+    """Masked entries are constants of x: gradient 0."""
+    T = y.dtype.type
+    s = 0.0
+    for j in range(y.shape[0]):
+        if mask[j]:
+            s += np.float64(g[j]) * np.float64(y[j]) if mode == SOFTMAX else np.float64(g[j])
+    for j in range(y.shape[0]):
+        if not mask[j]:
+            o[j] = T(0)
+        elif mode == SOFTMAX:
+            o[j] = T(sign * (np.float64(y[j]) * (np.float64(g[j]) - s)))
+        else:
+            o[j] = T(np.float64(g[j]) - _math.exp(np.float64(y[j])) * s)
+
+
+# --- kernels ----------------------------------------------------------------
+
 def softmax_rows(x, out, sign, mode, mask, masked):
     """out = softmax(sign * x) or log_softmax(sign * x) per row; mask rows if masked."""
-    rows, n = x.shape
-    T = x.dtype.type
-    for r in prange(rows):
-        m = -np.inf
-        count = 0
-        for j in range(n):
-            if masked and not mask[r, j]:
-                continue
-            count += 1
-            v = sign * x[r, j]
-            if v > m:
-                m = v
-        if count == 0:  # every entry masked: 0 (softmax) or -inf (log_softmax), not NaN
-            fill = T(0) if mode == SOFTMAX else T(-np.inf)
-            for j in range(n):
-                out[r, j] = fill
-            continue
-        s = 0.0
-        if mode == SOFTMAX:
-            for j in range(n):  # store e^(x - max) and sum it, then normalize
-                if masked and not mask[r, j]:
-                    out[r, j] = T(0)
-                else:
-                    e = _math.exp(sign * x[r, j] - m)
-                    out[r, j] = e
-                    s += e
-            for j in range(n):
-                out[r, j] = T(out[r, j] / s)
+    for r in prange(x.shape[0]):
+        if masked:
+            _masked_softmax_row(x[r], out[r], sign, mode, mask[r])
         else:
-            for j in range(n):
-                if masked and not mask[r, j]:
-                    continue
-                s += _math.exp(sign * x[r, j] - m)
-            ls = np.log(s)
-            for j in range(n):
-                if masked and not mask[r, j]:
-                    out[r, j] = T(-np.inf)
-                else:
-                    out[r, j] = T((np.float64(sign * x[r, j]) - np.float64(m)) - ls)
+            _softmax_row(x[r], out[r], sign, mode)
 
 
 def softmax_backward_rows(g, y, out, sign, mode, mask, masked):
     """Vector-Jacobian product from the saved output y.
 
     softmax: g_x = sign * y * (g - sum(g * y)); log_softmax: g - e^y * sum(g).
-    Masked entries are constants of x: gradient 0.
     """
-    rows, n = y.shape
-    T = y.dtype.type
-    for r in prange(rows):
-        s = 0.0
-        for j in range(n):
-            if masked and not mask[r, j]:
-                continue
-            if mode == SOFTMAX:
-                s += np.float64(g[r, j]) * np.float64(y[r, j])
-            else:
-                s += np.float64(g[r, j])
-        for j in range(n):
-            if masked and not mask[r, j]:
-                out[r, j] = T(0)
-            elif mode == SOFTMAX:
-                out[r, j] = T(sign * (np.float64(y[r, j]) * (np.float64(g[r, j]) - s)))
-            else:
-                out[r, j] = T(np.float64(g[r, j]) - np.exp(np.float64(y[r, j])) * s)
+    for r in prange(y.shape[0]):
+        if masked:
+            _masked_softmax_backward_row(g[r], y[r], out[r], sign, mode, mask[r])
+        else:
+            _softmax_backward_row(g[r], y[r], out[r], sign, mode)
 
 
 def softmax_jacobian_rows(y, out, sign, mode, mask, masked):

@@ -193,6 +193,34 @@ def _fma64_py(a, b, c):
         return np.float64(np.inf if exact > 0 else -np.inf)
 
 
+@intrinsic
+def _llvm_maxnum(typingctx, a, b):
+    if isinstance(a, types.Float) and a == b:
+        def codegen(context, builder, signature, args):
+            ty = args[0].type
+            fnty = ir.FunctionType(ty, [ty, ty])
+            fn = builder.module.declare_intrinsic("llvm.maxnum", [ty], fnty)
+            return builder.call(fn, args)
+
+        return a(a, b), codegen
+    return None
+
+
+def fmax(a, b):
+    """The larger of a and b, ignoring a NaN (C's fmax, np.fmax).
+
+    Compiled, it is ``llvm.maxnum``, which LLVM vectorizes as a reduction
+    (a compare-and-select chain stays scalar).
+    """
+    return np.fmax(a, b)
+
+
+@overload(fmax, jit_options=_OPTIONS)
+def _ov_fmax(a, b):
+    if isinstance(a, types.Float) and a == b:
+        return lambda a, b: _llvm_maxnum(a, b)
+
+
 def _by_dtype(name, f32, f64):
     """A Python function calling f32 or f64 by the argument's type, compiled likewise."""
 
@@ -305,24 +333,55 @@ def _scale64(v, n):
 
 
 @_jitable
-def _exp32(x):
+def _exp_dw32(x, xlo):
+    """e^(x + xlo) for |xlo| <= ulp(x) / 2: xlo joins the reduction's low part."""
     T = type(x)
     # Clamped so that 2^n stays in range; NaN passes and propagates.
     xc = T(-104.0) if x < T(-104.0) else x
     xc = T(89.0) if xc > T(89.0) else xc
     a, rlo, n = _reduce32(xc)
-    hi, lo = _exp_pair32(a, rlo)
+    hi, lo = _exp_pair32(a, rlo + xlo)
     return _scale32(hi + lo, n)
 
 
 @_jitable
-def _exp64(x):
+def _exp_dw64(x, xlo):
     T = type(x)
     xc = T(-746.0) if x < T(-746.0) else x
     xc = T(710.0) if xc > T(710.0) else xc
     a, rlo, n = _reduce64(xc)
-    hi, lo = _exp_pair64(a, rlo)
+    hi, lo = _exp_pair64(a, rlo + xlo)
     return _scale64(hi + lo, n)
+
+
+@_jitable
+def _exp32(x):
+    return _exp_dw32(x, type(x)(0))
+
+
+@_jitable
+def _exp64(x):
+    return _exp_dw64(x, type(x)(0))
+
+
+def exp_dw(x, xlo):
+    """e^(x + xlo), x + xlo a double-word number (|xlo| <= ulp(x) / 2).
+
+    e^x has relative sensitivity |dx|: a rounded argument x - m of a
+    softmax (|x - m| ~ 10) alone costs ~10 ulps; its exact low part restores
+    them at the price of one addition.
+    """
+    if isinstance(x, np.float32):
+        return _exp_dw32(x, xlo)
+    return _exp_dw64(np.float64(x), np.float64(xlo))
+
+
+@overload(exp_dw, jit_options=_OPTIONS)
+def _ov_exp_dw(x, xlo):
+    if x == types.float32 and xlo == types.float32:
+        return _exp_dw32
+    if x == types.float64 and xlo == types.float64:
+        return _exp_dw64
 
 
 @_jitable

@@ -50,7 +50,7 @@ _USE = """
 
 
 def test_second_process_loads_kernels_from_disk(tmp_path):
-    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "FASTACT_CACHE_DIR": ""}
     first = _run(_USE, env)
     second = _run(_USE, env)
     assert first["misses"] == 1 and first["hits"] == 0
@@ -67,7 +67,7 @@ def test_unwritable_package_dir_falls_back_to_user_cache(tmp_path):
         (d / "__pycache__").write_text("not a directory")  # no cache can be created there
     home = tmp_path / "home"
     env = {"PYTHONPATH": str(site), "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"),
-           "NUMBA_CACHE_DIR": "", "PYTHONDONTWRITEBYTECODE": "1"}
+           "NUMBA_CACHE_DIR": "", "FASTACT_CACHE_DIR": "", "PYTHONDONTWRITEBYTECODE": "1"}
     first = _run(_USE, env, cwd=tmp_path)
     second = _run(_USE, env, cwd=tmp_path)
     assert first["misses"] == 1 and second["hits"] == 1

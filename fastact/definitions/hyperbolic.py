@@ -20,6 +20,35 @@ _TANHSHRINK_SERIES = (
 )
 
 
+@_math.scalar_jit
+def _tanhshrink_series(z):
+    """sum_k c_k z^k by Horner's rule, written out: a loop over the
+    coefficients stays a loop (LLVM does not unroll 20 steps) and keeps the
+    kernel's loop from vectorizing."""
+    T = type(z)
+    p = T(_TANHSHRINK_SERIES[0])
+    p = p * z + T(_TANHSHRINK_SERIES[1])
+    p = p * z + T(_TANHSHRINK_SERIES[2])
+    p = p * z + T(_TANHSHRINK_SERIES[3])
+    p = p * z + T(_TANHSHRINK_SERIES[4])
+    p = p * z + T(_TANHSHRINK_SERIES[5])
+    p = p * z + T(_TANHSHRINK_SERIES[6])
+    p = p * z + T(_TANHSHRINK_SERIES[7])
+    p = p * z + T(_TANHSHRINK_SERIES[8])
+    p = p * z + T(_TANHSHRINK_SERIES[9])
+    p = p * z + T(_TANHSHRINK_SERIES[10])
+    p = p * z + T(_TANHSHRINK_SERIES[11])
+    p = p * z + T(_TANHSHRINK_SERIES[12])
+    p = p * z + T(_TANHSHRINK_SERIES[13])
+    p = p * z + T(_TANHSHRINK_SERIES[14])
+    p = p * z + T(_TANHSHRINK_SERIES[15])
+    p = p * z + T(_TANHSHRINK_SERIES[16])
+    p = p * z + T(_TANHSHRINK_SERIES[17])
+    p = p * z + T(_TANHSHRINK_SERIES[18])
+    p = p * z + T(_TANHSHRINK_SERIES[19])
+    return p
+
+
 @elementwise(torch="torch.tanh")
 class tanh:
     """Hyperbolic tangent.
@@ -64,10 +93,7 @@ class tanhshrink:
         # error is below half an ulp and the subtraction would lose 2-4 bits.
         if abs(x) < (T(1.0) if _math.single(x) else T(0.6)):
             z = x * x
-            p = T(0)
-            for c in _TANHSHRINK_SERIES:
-                p = p * z + T(c)
-            return x * z * p
+            return x * z * _tanhshrink_series(z)
         return x - _math.tanh(x)
 
     def grad(x):

@@ -1,7 +1,5 @@
 """The logistic family: sigmoid and the functions built on it."""
 
-import math
-
 from fastact import _math
 from fastact._elementwise import elementwise
 
@@ -66,27 +64,32 @@ class swish:
     array([-0.11920292,  1.96402758])
     """
 
+    # One exponential per element: e = e^-|z| gives sigma(z) and sigma'(z);
+    # below z = -80 it is e^(z/2) instead, for the tail form.
+
     def forward(x, beta=1.0):
         T = type(x)
         z, ze = _math.scaled(x, beta)
-        if z < T(-80):
+        tail = z < T(-80)
+        e = _math.exp(T(0.5) * z if tail else -abs(z))
+        if tail:
             # sigma(z) = e^z to working precision, and it may be subnormal
             # while x * sigma(z) is not: form x e^(z/2) first, then * e^(z/2).
-            h = _math.exp(T(0.5) * z)
-            if h == 0:  # the limit, not -inf * 0
+            if e == 0:  # the limit, not -inf * 0
                 return T(0)
-            return (x * h) * (h * (T(1) + ze))
+            return (x * e) * (e * (T(1) + ze))
         # sigma(z + ze) = sigma(z) + ze sigma(z) sigma(-z) to first order
-        return x * (_math.sigmoid(z) + ze * _math.sigmoid_grad(z))
+        return x * (_math.sigmoid_e(z, e) + ze * _math.sigmoid_grad_e(e))
 
     def grad(x, beta=1.0):
         T = type(x)
         z, ze = _math.scaled(x, beta)
-        if z < T(-80):  # sigma(z) + z sigma(z) sigma(-z) = e^z (1 + z)
-            h = _math.exp(T(0.5) * z)
-            return (h * (T(1) + z)) * (h * (T(1) + ze)) if h != 0 else T(0)
-        d = _math.sigmoid_grad(z)
-        s = _math.sigmoid(z)
+        tail = z < T(-80)
+        e = _math.exp(T(0.5) * z if tail else -abs(z))
+        if tail:  # sigma(z) + z sigma(z) sigma(-z) = e^z (1 + z)
+            return (e * (T(1) + z)) * (e * (T(1) + ze)) if e != 0 else T(0)
+        d = _math.sigmoid_grad_e(e)
+        s = _math.sigmoid_e(z, e)
         if d == 0:  # z = +-inf: drop z * 0
             return s
         return s + z * d
@@ -160,25 +163,25 @@ class mish:
 
     def forward(x):
         T = type(x)
+        tail = x < T(-80)
+        n = _math.exp(T(0.5) * x if tail else x)  # one exponential per element
         if x > T(20):
             return x
-        if x < T(-80):
+        if tail:
             # the factor is e^x to working precision and may be subnormal while
             # x e^x is not: form x e^(x/2) first, then * e^(x/2)
-            h = math.exp(T(0.5) * x)
-            return (x * h) * h if h != 0 else T(0)  # h = 0: the limit, not -inf * 0
-        n = math.exp(x)
+            return (x * n) * n if n != 0 else T(0)  # n = 0: the limit, not -inf * 0
         p = n * (n + T(2))
         return x * (p / (p + T(2)))
 
     def grad(x):
         T = type(x)
+        tail = x < T(-80)
+        n = _math.exp(T(0.5) * x if tail else x)
         if x > T(20):
             return T(1)
-        if x < T(-80):  # t + x sech^2 sigma = e^x (1 + x) to working precision
-            h = math.exp(T(0.5) * x)
-            return (h * (T(1) + x)) * h if h != 0 else T(0)
-        n = math.exp(x)
+        if tail:  # t + x sech^2 sigma = e^x (1 + x) to working precision
+            return (n * (T(1) + x)) * n if n != 0 else T(0)
         p = n * (n + T(2))
         q = p + T(2)
         # sech^2(sp) * sigma(x) = 4 (1+n)^2 / q^2 * n / (1+n) = 4 n (1+n) / q^2
