@@ -74,13 +74,19 @@ def jit(fn: Callable | None = None, **options: Any):
     return make if fn is None else make(fn)
 
 
-def scalar_jit(fn: Callable):
-    """``jit`` for the scalar functions the kernels call: always inlined.
+def scalar_jit(fn: Callable | None = None, **options: Any):
+    """``numba.njit`` for the functions the kernels call: inlined, not cached.
 
-    A loop that calls a function does not vectorize, and LLVM's inliner
-    leaves the larger scalar functions (erfc, the gradients) out of line.
+    Always inlined: a loop that calls a function does not vectorize, and
+    LLVM's inliner leaves the larger scalar functions (erfc, the gradients)
+    out of line. Never cached on their own: Numba validates a cache entry by
+    its own source file only, so a cached helper would outlive an edit of a
+    function it calls. The kernels that inline them are cached under names
+    that carry the hash of every source file (``specialize``).
     """
-    return jit(forceinline=True)(fn)
+    opts = {**jit_options(**options), "forceinline": True, "cache": False}
+    make = numba.njit(**opts)
+    return make if fn is None else make(fn)
 
 
 def vectorize(fn: Callable):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import threading
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -177,6 +178,29 @@ def loop(defn, kind: str, parallel: bool = True):
     tag = f"{defn.name}_{kind}_{'parallel' if parallel else 'serial'}"
     fn = specialize(_LOOP_TEMPLATES[kind], tag, **_scalars(defn))
     return jit(parallel=parallel)(fn)
+
+
+_ARITY = {"forward": 1, "grad": 1, "backward": 2, "backward_y": 2, "value_and_grad": 1}
+
+
+def serial_entry(defn, kind: str, dtype: np.dtype):
+    """The compiled serial loop of one kind for 1-D C-contiguous arrays of ``dtype``.
+
+    Returned is the compiled function's own entry point, which skips the
+    dispatcher's type resolution: callers pass exactly those arrays and the
+    parameters as a tuple of ``dtype`` scalars.
+    """
+    scalar = numba.from_dtype(dtype)
+    array = numba.types.Array(scalar, 1, "C")
+    nout = 2 if kind == "value_and_grad" else 1
+    params = numba.types.UniTuple(scalar, len(defn.param_names)) if defn.param_names \
+        else numba.types.Tuple(())
+    sig = (array,) * (_ARITY[kind] + nout) + (params,)
+    k = loop(defn, kind, False)
+    with _ready_lock:
+        if sig not in k.overloads:
+            k.compile(sig)
+    return k.overloads[sig].entry_point
 
 
 def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple, fresh: bool = False) -> None:

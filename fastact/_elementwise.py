@@ -28,12 +28,9 @@ from typing import Any, Callable
 import numpy as np
 
 from fastact import _cpu
-from fastact._arrays import Arg, check_out, compute_dtype, finish, real_param
+from fastact._arrays import F32, F64, Arg, check_out, compute_dtype, finish, real_param
 from fastact._compile import scalar_jit, specialize
 from fastact._dispatch import same_device
-
-_jit = scalar_jit
-
 
 class Definition:
     """The scalar functions and parameters of one activation (hashable by identity)."""
@@ -55,22 +52,21 @@ class Definition:
             if k in names and p.default is not inspect.Parameter.empty
         }
 
-    # Compiled scalar functions, created on first use (nothing compiles at import).
-    # Cached on disk under names that carry the source hash: they inline the
-    # math primitives, whose edits must not be hidden by a stale entry.
+    # Compiled scalar functions, created on first use (nothing compiles at
+    # import) and inlined into the kernels, which are what is cached on disk.
     @functools.cached_property
     def forward_jit(self):
-        return _jit(specialize(self.forward, f"{self.name}_forward"))
+        return scalar_jit(specialize(self.forward, f"{self.name}_forward"))
 
     @functools.cached_property
     def grad_jit(self):
-        return _jit(specialize(self.grad, f"{self.name}_grad"))
+        return scalar_jit(specialize(self.grad, f"{self.name}_grad"))
 
     @functools.cached_property
     def grad_from_output_jit(self):
         if self.grad_from_output is None:
             return None
-        return _jit(specialize(self.grad_from_output, f"{self.name}_grad_from_output"))
+        return scalar_jit(specialize(self.grad_from_output, f"{self.name}_grad_from_output"))
 
 
 class Elementwise:
@@ -93,6 +89,9 @@ class Elementwise:
         self.__doc__ = doc
         self.from_output = defn.grad_from_output is not None
         self._default_params: dict = {}
+        # (kind, dtype) -> (compiled entry point, parameters): the short path
+        # of small contiguous calls with default parameters (see _fast).
+        self._short: dict = {}
         self.__signature__ = inspect.Signature(
             [inspect.Parameter("x", inspect.Parameter.POSITIONAL_ONLY)]
             + [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY,
@@ -145,6 +144,36 @@ class Elementwise:
 
     # --- methods -------------------------------------------------------------
 
+    def _fast(self, kind: str, x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray | None:
+        """The result of a small call by its short path, or None when it does not apply.
+
+        The per-call cost of a small array is Python's, not the kernel's. The
+        short path serves calls with default parameters and no ``out=`` on
+        C-contiguous float32 or float64 arrays below the parallel threshold
+        (``g``, for backward, of the same shape and dtype), once a regular
+        call of that kind and dtype has validated the parameters and
+        compiled the kernel: it allocates the result and calls the compiled
+        serial loop's entry point directly.
+        """
+        entry = self._short.get((kind, x.dtype))
+        if entry is None or not x.flags.c_contiguous or not 0 < x.size < _cpu.PARALLEL_THRESHOLD:
+            return None
+        flat = x if x.ndim == 1 else x.reshape(-1)
+        y = np.empty_like(x)
+        if g is None:
+            entry[0](flat, y if x.ndim == 1 else y.reshape(-1), entry[1])
+        else:
+            if type(g) is not np.ndarray or g.dtype is not x.dtype or g.shape != x.shape \
+                    or not g.flags.c_contiguous:
+                return None
+            entry[0](g if x.ndim == 1 else g.reshape(-1), flat,
+                     y if x.ndim == 1 else y.reshape(-1), entry[1])
+        return y
+
+    def _enable_fast(self, kind: str, dtype: np.dtype, params: tuple) -> None:
+        if dtype in (F32, F64) and (kind, dtype) not in self._short:
+            self._short[(kind, dtype)] = (_cpu.serial_entry(self._defn, kind, dtype), params)
+
     def _unary(self, kind: str, method: str, x: Any, out: Any, kwargs: dict) -> Any:
         fname = self.name if method == "__call__" else f"{self.name}.{method}"
         a = Arg(x, fname, "x")
@@ -153,13 +182,30 @@ class Elementwise:
             check_out(out, a.value.shape, a.dtype, fname)
         dest = _dest(out, a)
         _cpu.run(self._defn, kind, (a.value,), (dest,), params, fresh=dest is not out)
+        if not kwargs:
+            self._enable_fast(kind, a.dtype, params)
         return finish(_store(dest, out, a), a.scalar, out)
 
     def __call__(self, x: Any, *, out: np.ndarray | None = None, **params: float) -> Any:
+        if out is None and not params and type(x) is np.ndarray and x.ndim:
+            entry = self._short.get(("forward", x.dtype))
+            if (entry is not None and x.ndim == 1 and x.flags.c_contiguous
+                    and 0 < x.size < _cpu.PARALLEL_THRESHOLD):
+                # _fast's path for the commonest case, inlined
+                y = np.empty_like(x)
+                entry[0](x, y, entry[1])
+                return y
+            y = self._fast("forward", x)
+            if y is not None:
+                return y
         return self._unary("forward", "__call__", x, out, params)
 
     def grad(self, x: Any, *, out: np.ndarray | None = None, **params: float) -> Any:
         """The elementwise derivative dy/dx."""
+        if out is None and not params and type(x) is np.ndarray and x.ndim:
+            y = self._fast("grad", x)
+            if y is not None:
+                return y
         return self._unary("grad", "grad", x, out, params)
 
     def backward(self, grad_output: Any, x: Any = None, *, y: Any = None,
@@ -170,6 +216,10 @@ class Elementwise:
         of their output (sigmoid, tanh, relu) also accept ``y=`` instead.
         ``grad_output`` must broadcast to the shape of ``x`` (or ``y``).
         """
+        if out is None and not params and y is None and type(x) is np.ndarray and x.ndim:
+            gx = self._fast("backward", x, grad_output)
+            if gx is not None:
+                return gx
         fname = f"{self.name}.backward"
         if (x is None) == (y is None):
             raise TypeError(f"{fname}() takes the forward input x or, where supported, "
@@ -191,11 +241,14 @@ class Elementwise:
         if bshape != shape:
             raise ValueError(f"{fname}(): grad_output has shape {g.value.shape}, "
                              f"which does not broadcast to the shape {shape} of {name}")
+        params_given = bool(params)
         params = self._params("backward", params, a.dtype)
         if out is not None:
             check_out(out, shape, a.dtype, fname)
         dest = _dest(out, a)
         _cpu.run(self._defn, kind, (g.value, a.value), (dest,), params, fresh=dest is not out)
+        if not params_given and kind == "backward":
+            self._enable_fast(kind, a.dtype, params)
         return finish(_store(dest, out, a), a.scalar, out)
 
     def value_and_grad(self, x: Any, *, out: tuple | None = None, **params: float) -> tuple:

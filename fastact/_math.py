@@ -10,18 +10,16 @@ these primitives and plain arithmetic, so the same code compiles for the CPU
 from fastact import _vmath
 from fastact._compile import scalar_jit
 
-_jit = scalar_jit
-
 
 # The transcendental functions: fastact's own pure-arithmetic versions
 # (``fastact._vmath``), which inline and vectorize inside the kernels' loops.
 
-@_jit
+@scalar_jit
 def exp(x):
     return _vmath._exp(x)
 
 
-@_jit
+@scalar_jit
 def exp_sub(a, b):
     """e^(a - b) with the rounding error of a - b taken into account.
 
@@ -36,32 +34,32 @@ def exp_sub(a, b):
     return _vmath.exp_dw(s, err if abs(s) < T(1e30) else T(0))
 
 
-@_jit
+@scalar_jit
 def expm1(x):
     return _vmath._expm1(x)
 
 
-@_jit
+@scalar_jit
 def log(x):
     return _vmath._log(x)
 
 
-@_jit
+@scalar_jit
 def log1p(x):
     return _vmath._log1p(x)
 
 
-@_jit
+@scalar_jit
 def tanh(x):
     return _vmath._tanh(x)
 
 
-@_jit
+@scalar_jit
 def erfc(x):
     return _vmath._erfc(x)
 
 
-@_jit
+@scalar_jit
 def sigmoid_e(x, e):
     """sigma(x) from e = e^-|x|: 1 / (1 + e) for x >= 0, e / (1 + e) below.
 
@@ -72,7 +70,7 @@ def sigmoid_e(x, e):
     return (T(1) if x >= 0 else e) / (T(1) + e)
 
 
-@_jit
+@scalar_jit
 def sigmoid_grad_e(e):
     """sigma(x) sigma(-x) = e / (1 + e)^2 from e = e^-|x|.
 
@@ -84,19 +82,19 @@ def sigmoid_grad_e(e):
     return e / d / d
 
 
-@_jit
+@scalar_jit
 def sigmoid(x):
     """1 / (1 + e^-x), without overflow (see sigmoid_e)."""
     return sigmoid_e(x, exp(-abs(x)))
 
 
-@_jit
+@scalar_jit
 def sigmoid_grad(x):
     """sigma(x) sigma(-x) (see sigmoid_grad_e)."""
     return sigmoid_grad_e(exp(-abs(x)))
 
 
-@_jit
+@scalar_jit
 def softplus(x):
     """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, no cancellation."""
     T = type(x)
@@ -104,7 +102,7 @@ def softplus(x):
     return m + log1p(exp(-abs(x)))
 
 
-@_jit
+@scalar_jit
 def sech2(x):
     """1 / cosh(x)^2 = 4e / (1 + e)^2 with e = e^-2|x|.
 
@@ -117,7 +115,7 @@ def sech2(x):
     return T(4) * e / d / d
 
 
-@_jit
+@scalar_jit
 def single(x):
     """True when x is a float32 (folds to a constant at compile time).
 
@@ -127,7 +125,7 @@ def single(x):
     return T(16777217.0) == T(16777216.0)
 
 
-@_jit
+@scalar_jit
 def two_prod_err(a, b, p):
     """The rounding error of p = fl(a * b): a * b = p + err exactly (Dekker).
 
@@ -146,7 +144,7 @@ def two_prod_err(a, b, p):
     return ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
-@_jit
+@scalar_jit
 def gauss(x):
     """e^(-x^2/2) to working accuracy.
 
@@ -163,14 +161,14 @@ def gauss(x):
     return exp(s * T(-0.5)) * (T(1) - T(0.5) * e)
 
 
-@_jit
+@scalar_jit
 def ndtr(x):
     """The standard normal CDF Phi(x) = erfc(-x/sqrt 2) / 2.
 
     erfc on the negative side (no 1 - erf cancellation). The argument
     t = -x/sqrt 2 is rounded; in the tail erfc's relative sensitivity is ~2t,
-    so the rounding error d (recovered exactly with the product error) is
-    corrected to first order: erfc(t + d) = erfc(t) - d * 2/sqrt(pi) e^(-t^2).
+    so the rounding error d (recovered exactly with the product error) goes
+    into erfc as the low part of its argument: erfc(t + d).
     """
     T = type(x)
     # 1/sqrt(2) = c_hi + c_lo: c_hi rounded to x's precision, c_lo the remainder
@@ -181,14 +179,12 @@ def ndtr(x):
         c_hi = T(0.7071067811865476)
         c_lo = T(-4.833646656726457e-17)
     t = -x * c_hi
-    if abs(x) > T(40) or t != t:
-        return T(0.5) * erfc(t)
     d = -two_prod_err(x, c_hi, -t) - x * c_lo  # exact -x/sqrt2 = t + d
-    corr = d * T(1.1283791670955126) * exp(-(t * t))
-    return T(0.5) * (erfc(t) - corr)
+    # beyond 40 erfc is 0 or 2 to working precision (and d may not be finite)
+    return T(0.5) * _vmath.erfc_dw(t, d if abs(x) <= T(40) else T(0))
 
 
-@_jit
+@scalar_jit
 def scaled(x, beta):
     """beta * x as z + ze, ze the rounding error of the product.
 

@@ -15,7 +15,7 @@ import numpy as np
 from numba import prange
 
 from fastact import _math, _vmath
-from fastact._compile import KernelFamily, jit
+from fastact._compile import KernelFamily, scalar_jit
 
 # Softmax-family modes.
 SOFTMAX, LOG_SOFTMAX = 0, 1
@@ -29,7 +29,7 @@ SOFTMAX, LOG_SOFTMAX = 0, 1
 # reordered). A row is read from memory once; the later passes find it in
 # the cache.
 
-@jit(fastmath={"reassoc"}, forceinline=True)
+@scalar_jit(fastmath={"reassoc"})
 def _sum64(v):
     s = 0.0
     for j in range(v.shape[0]):
@@ -37,7 +37,7 @@ def _sum64(v):
     return s
 
 
-@jit(fastmath={"reassoc"}, forceinline=True)
+@scalar_jit(fastmath={"reassoc"})
 def _dot64(a, b):
     s = 0.0
     for j in range(a.shape[0]):
@@ -45,7 +45,7 @@ def _dot64(a, b):
     return s
 
 
-@jit(forceinline=True)
+@scalar_jit
 def _signed_max(v, sign):
     m = v.dtype.type(-np.inf)
     for j in range(v.shape[0]):
@@ -53,7 +53,7 @@ def _signed_max(v, sign):
     return m
 
 
-@jit(forceinline=True)
+@scalar_jit
 def _softmax_row(v, o, sign, mode):
     T = v.dtype.type
     m = _signed_max(v, sign)
@@ -70,7 +70,7 @@ def _softmax_row(v, o, sign, mode):
             o[j] = T((np.float64(sign * v[j]) - np.float64(m)) - ls)
 
 
-@jit(forceinline=True)
+@scalar_jit
 def _softmax_backward_row(g, y, o, sign, mode):
     T = y.dtype.type
     if mode == SOFTMAX:
@@ -85,7 +85,7 @@ def _softmax_backward_row(g, y, o, sign, mode):
 
 # --- one row with a mask (where=) -------------------------------------------
 
-@jit(forceinline=True)
+@scalar_jit
 def _masked_softmax_row(v, o, sign, mode, mask):
     T = v.dtype.type
     n = v.shape[0]
@@ -113,7 +113,7 @@ def _masked_softmax_row(v, o, sign, mode, mask):
             o[j] = T((np.float64(sign * v[j]) - np.float64(m)) - ls) if mask[j] else T(-np.inf)
 
 
-@jit(forceinline=True)
+@scalar_jit
 def _masked_softmax_backward_row(g, y, o, sign, mode, mask):
     """Masked entries are constants of x: gradient 0."""
     T = y.dtype.type

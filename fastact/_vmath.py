@@ -364,6 +364,26 @@ def _exp64(x):
     return _exp_dw64(x, type(x)(0))
 
 
+def erfc_dw(x, xlo):
+    """erfc(x + xlo), x + xlo a double-word number (|xlo| <= ulp(x) / 2).
+
+    In the tail erfc's relative sensitivity is ~2x: the rounding of an
+    argument such as -x/sqrt(2) costs up to x ulps; its exact low part,
+    folded into the reduction of e^(-x^2), restores them.
+    """
+    if isinstance(x, np.float32):
+        return _erfc_dw32(x, xlo)
+    return _erfc_dw64(np.float64(x), np.float64(xlo))
+
+
+@overload(erfc_dw, jit_options=_OPTIONS)
+def _ov_erfc_dw(x, xlo):
+    if x == types.float32 and xlo == types.float32:
+        return lambda x, xlo: _erfc_dw32(x, xlo)
+    if x == types.float64 and xlo == types.float64:
+        return lambda x, xlo: _erfc_dw64(x, xlo)
+
+
 def exp_dw(x, xlo):
     """e^(x + xlo), x + xlo a double-word number (|xlo| <= ulp(x) / 2).
 
@@ -755,15 +775,22 @@ def _erfc_small(x, c0h, c0l, w):
 
 
 @_jitable
-def _erfc_big(y, inv, t, c0h, c0l, c1, f, eh, el):
-    """e^(-y^2) F(y) / y, e^(-y^2) = eh + el, F = c0h + c0l + t (c1 + t f)."""
+def _erfc_big(y, inv, t, c0h, c0l, c1, f, eh, el, yl, dt):
+    """e^(-y^2) F(y) / y, e^(-y^2) = eh + el, F = c0h + c0l + t (c1 + t f).
+
+    yl: the low part of the argument y + yl (its effect on e^(-y^2) is in
+    eh + el already); dt = dt/dy. Its effect on F / y, the relative factor
+    1 + yl (F'/F - 1/y) with F' ~ (c1 + 2 t f) dt, joins the product's low
+    part: applied to a rounded result it would be lost.
+    """
     T = type(y)
     # F = fh + fl: c0h + t c1 summed with its exact errors; the rest is small
     g = t * T(c1)
     fh = T(c0h) + g  # Fast2Sum: |t c1| < c0h / 5
     fl = (g - (fh - T(c0h))) + ((fma(t, T(c1), -g) + T(c0l)) + t * (t * f))
     mh = eh * fh
-    ml = fma(eh, fl, fma(el, fh, fma(eh, fh, -mh)))
+    rel = yl * ((T(c1) + T(2) * t * f) * dt / fh - inv)
+    ml = fma(eh, fl, fma(el, fh, fma(eh, fh, -mh))) + mh * rel
     m = mh + ml  # renormalized, so that the remainder correction is tiny
     mlo = ml - (m - mh)
     q = m * inv
@@ -771,17 +798,20 @@ def _erfc_big(y, inv, t, c0h, c0l, c1, f, eh, el):
 
 
 @_jitable
-def _erfc32(x):
+def _erfc_dw32(x, xl):
+    """erfc(x + xl) for |xl| <= ulp(x) / 2 (see erfc_dw)."""
     T = type(x)
     z = x * x
     p = fma(z, T(-0.0007866260129958391), T(0.005210636183619499))
     p = fma(z, p, T(-0.026865191757678986))
     p = fma(z, p, T(0.11283785104751587))
     p = fma(z, p, T(-0.37612637877464294))
-    small = _erfc_small(x, 1.128379225730896, -5.8635382771399236e-08, x * z * p)
+    small = _erfc_small(x, 1.128379225730896, -5.8635382771399236e-08,
+                         x * z * p + xl * (T(1.1283791670955126) * (T(1) - z)))
     # Clamped: erfc(10.2) rounds to 0; below 1/2 this branch is not used.
     # NaN passes and propagates.
     y = abs(x)
+    yl = xl if x >= T(0) else -xl
     y = T(10.2) if y > T(10.2) else y
     y = T(0.5) if y < T(0.5) else y
     inv = T(1) / y
@@ -798,19 +828,25 @@ def _erfc32(x):
     f = fma(t, f, T(_pick3(p0, p1, _ERFC_F32[10])))
     h = y * y
     a, rlo, n = _reduce32(-h)
-    hi, lo = _exp_pair32(a, rlo - fma(y, y, -h))  # e^-(h + l), y^2 = h + l
+    hi, lo = _exp_pair32(a, rlo - (fma(y, y, -h) + T(2) * y * yl))  # e^-(h + l), y^2 = h + l
     eh = hi + lo
     el = lo - (eh - hi)
     c = _ERFC_F32
     q = _erfc_big(y, inv, t, _pick3(p0, p1, c[0]), _pick3(p0, p1, c[1]), _pick3(p0, p1, c[2]),
-                  f, eh, el)
+                  f, eh, el, yl, T(1) if p1 else -(inv * inv))
     big = _scale32(q, n)
     big = T(2) - big if x < T(0) else big
     return small if abs(x) < T(0.5) else big
 
 
 @_jitable
-def _erfc64(x):
+def _erfc32(x):
+    return _erfc_dw32(x, type(x)(0))
+
+
+@_jitable
+def _erfc_dw64(x, xl):
+    """erfc(x + xl) for |xl| <= ulp(x) / 2 (see erfc_dw)."""
     T = type(x)
     z = x * x
     p = fma(z, T(-1.4997957994092041e-07), T(1.6409748871981973e-06))
@@ -821,8 +857,10 @@ def _erfc64(x):
     p = fma(z, p, T(-0.026866170645129386))
     p = fma(z, p, T(0.1128379167095513))
     p = fma(z, p, T(-0.37612638903183754))
-    small = _erfc_small(x, 1.1283791670955126, 1.533545961316588e-17, x * z * p)
+    small = _erfc_small(x, 1.1283791670955126, 1.533545961316588e-17,
+                         x * z * p + xl * (T(1.1283791670955126) * (T(1) - z)))
     y = abs(x)
+    yl = xl if x >= T(0) else -xl
     y = T(27.3) if y > T(27.3) else y
     y = T(0.5) if y < T(0.5) else y
     inv = T(1) / y
@@ -851,15 +889,20 @@ def _erfc64(x):
     f = fma(t, f, T(_pick3(p0, p1, _ERFC_F64[22])))
     h = y * y
     a, rlo, n = _reduce64(-h)
-    hi, lo = _exp_pair64(a, rlo - fma(y, y, -h))
+    hi, lo = _exp_pair64(a, rlo - (fma(y, y, -h) + T(2) * y * yl))
     eh = hi + lo
     el = lo - (eh - hi)
     c = _ERFC_F64
     q = _erfc_big(y, inv, t, _pick3(p0, p1, c[0]), _pick3(p0, p1, c[1]), _pick3(p0, p1, c[2]),
-                  f, eh, el)
+                  f, eh, el, yl, T(1) if p1 else -(inv * inv))
     big = _scale64(q, n)
     big = T(2) - big if x < T(0) else big
     return small if abs(x) < T(0.5) else big
+
+
+@_jitable
+def _erfc64(x):
+    return _erfc_dw64(x, type(x)(0))
 
 
 _exp = _by_dtype("_exp", _exp32, _exp64)
