@@ -190,7 +190,34 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
         t = _median(lambda: f(small), 200)
         print(f"  {f.name:<8} {t * 1e6:6.2f} us  = {t / t_tanh:4.1f} x np.tanh ({t_tanh * 1e6:.2f} us)",
               file=out)
+    _summary(rows, out)
+    print(f"import fastact after import numba: {_import_cost():.2f} s (median of 3 fresh processes)",
+          file=out)
     return rows
+
+
+def _summary(rows: list[dict], out) -> None:
+    """Counts against the targets: 80% of copy, 1.0x PyTorch, their geometric mean."""
+    elem = [r for r in rows if "rows" not in r["op"]]
+    print(file=out)
+    fast = sum(r["copy"] >= 0.8 for r in elem)
+    print(f"elementwise ops at >= 80% of copy bandwidth: {fast} of {len(elem)}", file=out)
+    vs = [r["torch"] for r in rows if r["torch"]]
+    if vs:
+        geo = float(np.exp(np.mean(np.log(vs))))
+        ahead = sum(v >= 1.0 for v in vs)
+        print(f"ops at >= 1.0x PyTorch: {ahead} of {len(vs)}; geometric mean {geo:.2f}x", file=out)
+
+
+def _import_cost() -> float:
+    """Seconds that ``import fastact`` adds to ``import numba`` in a fresh process."""
+    import subprocess
+
+    code = ("import time; t0 = time.perf_counter(); import numba; t1 = time.perf_counter(); "
+            "import fastact; print(time.perf_counter() - t1)")
+    runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout) for _ in range(3)]
+    return sorted(runs)[1]
 
 
 def _torch_backward(torch, name, tg, tx, repeat):

@@ -27,6 +27,11 @@ from numba.core import caching
 #: every process).
 CACHE = os.environ.get("FASTACT_CACHE", "1") != "0"
 
+#: ``FASTACT_VECTOR_WIDTH=256`` keeps the kernels' loops to 256-bit vectors
+#: on AVX-512 machines (LLVM's own default there, chosen for CPUs whose clock
+#: drops under 512-bit arithmetic); by default they use 512-bit vectors.
+WIDE_VECTORS = os.environ.get("FASTACT_VECTOR_WIDTH", "512") != "256"
+
 
 def jit_options(**extra: Any) -> dict:
     """The options of every fastact kernel.
@@ -140,7 +145,8 @@ def specialize(template: Callable, tag: str, **globals_: Any) -> Callable:
     glb = dict(template.__globals__)
     glb.update(globals_)
     fn = types.FunctionType(template.__code__, glb, tag, template.__defaults__)
-    fn.__qualname__ = f"{template.__qualname__}.{tag}_{source_hash()}"
+    width = "" if WIDE_VECTORS else "_w256"  # kernels of either width have their own entries
+    fn.__qualname__ = f"{template.__qualname__}.{tag}_{source_hash()}{width}"
     fn.__doc__ = template.__doc__
     return fn
 

@@ -47,6 +47,8 @@ class Definition:
         self.grad_from_output = grad_from_output
         self.check = check
         self.param_names = tuple(names)
+        # whether the scalar code calls the math primitives (exp, log, erfc, ...)
+        self.transcendental = any("_math" in f.__code__.co_names for f in (forward, grad))
         self.defaults = {
             k: p.default for k, p in sig.parameters.items()
             if k in names and p.default is not inspect.Parameter.empty
@@ -156,7 +158,7 @@ class Elementwise:
         serial loop's entry point directly.
         """
         entry = self._short.get((kind, x.dtype))
-        if entry is None or not x.flags.c_contiguous or not 0 < x.size < _cpu.PARALLEL_THRESHOLD:
+        if entry is None or not x.flags.c_contiguous or not 0 < x.size < _cpu.parallel_threshold(self._defn):
             return None
         flat = x if x.ndim == 1 else x.reshape(-1)
         y = np.empty_like(x)
@@ -190,7 +192,7 @@ class Elementwise:
         if out is None and not params and type(x) is np.ndarray and x.ndim:
             entry = self._short.get(("forward", x.dtype))
             if (entry is not None and x.ndim == 1 and x.flags.c_contiguous
-                    and 0 < x.size < _cpu.PARALLEL_THRESHOLD):
+                    and 0 < x.size < _cpu.parallel_threshold(self._defn)):
                 # _fast's path for the commonest case, inlined
                 y = np.empty_like(x)
                 entry[0](x, y, entry[1])

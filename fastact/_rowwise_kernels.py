@@ -16,6 +16,7 @@ from numba import prange
 
 from fastact import _math, _vmath
 from fastact._compile import KernelFamily, scalar_jit
+from fastact._vmath import wide_vectors
 
 # Softmax-family modes.
 SOFTMAX, LOG_SOFTMAX = 0, 1
@@ -135,6 +136,7 @@ def _masked_softmax_backward_row(g, y, o, sign, mode, mask):
 def softmax_rows(x, out, sign, mode, mask, masked):
     """out = softmax(sign * x) or log_softmax(sign * x) per row; mask rows if masked."""
     for r in prange(x.shape[0]):
+        wide_vectors()
         if masked:
             _masked_softmax_row(x[r], out[r], sign, mode, mask[r])
         else:
@@ -147,6 +149,7 @@ def softmax_backward_rows(g, y, out, sign, mode, mask, masked):
     softmax: g_x = sign * y * (g - sum(g * y)); log_softmax: g - e^y * sum(g).
     """
     for r in prange(y.shape[0]):
+        wide_vectors()
         if masked:
             _masked_softmax_backward_row(g[r], y[r], out[r], sign, mode, mask[r])
         else:
