@@ -30,7 +30,7 @@ import numpy as np
 from fastact import _cpu
 from fastact._arrays import F32, F64, Arg, check_out, compute_dtype, finish, real_param
 from fastact._compile import scalar_jit, specialize
-from fastact._dispatch import same_device
+from fastact._dispatch import backend
 
 class Definition:
     """The scalar functions and parameters of one activation (hashable by identity)."""
@@ -84,6 +84,7 @@ class Elementwise:
                  doc: str | None = None, torch: str | None = None):
         self._defn = defn
         self.__name__ = self.name = name or defn.name
+        self._global = self.name
         self._fixed = dict(fixed or {})
         self.param_names = tuple(p for p in defn.param_names if p not in self._fixed)
         self.defaults = {k: v for k, v in defn.defaults.items() if k in self.param_names}
@@ -102,6 +103,11 @@ class Elementwise:
             + [inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None)]
         )
 
+    def __reduce__(self) -> str:
+        # Pickled by reference, as functions are: the name of the module
+        # global that holds this object (worker processes import fastact).
+        return self._global
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={self.defaults[k]!r}" if k in self.defaults else k
                            for k in self.param_names)
@@ -109,7 +115,9 @@ class Elementwise:
 
     def with_fixed(self, name: str, doc: str, torch: str | None = None, **fixed: Any) -> "Elementwise":
         """A new public function sharing this one's kernels with some parameters fixed."""
-        return Elementwise(self._defn, name, {**self._fixed, **fixed}, doc, torch)
+        f = Elementwise(self._defn, name, {**self._fixed, **fixed}, doc, torch)
+        f.__module__ = self.__module__
+        return f
 
     # --- parameters --------------------------------------------------------
 
@@ -178,6 +186,9 @@ class Elementwise:
 
     def _unary(self, kind: str, method: str, x: Any, out: Any, kwargs: dict) -> Any:
         fname = self.name if method == "__call__" else f"{self.name}.{method}"
+        other = backend(fname, x=x, out=out)
+        if other is not None:
+            return other.call(self, method, (x,), {"out": out, **kwargs})
         a = Arg(x, fname, "x")
         params = self._params(method, kwargs, a.dtype)
         if out is not None:
@@ -229,7 +240,9 @@ class Elementwise:
         if y is not None and not self.from_output:
             raise TypeError(f"{fname}() does not accept y=: the derivative of {self.name} "
                             "is not a function of its output; pass the input x")
-        same_device(fname, grad_output=grad_output, x=x, y=y)
+        other = backend(fname, grad_output=grad_output, x=x, y=y, out=out)
+        if other is not None:
+            return other.call(self, "backward", (grad_output, x), {"y": y, "out": out, **params})
         kind, name, value = ("backward", "x", x) if y is None else ("backward_y", "y", y)
         a = Arg(value, fname, name)
         g = Arg(grad_output, fname, "grad_output", dtype=a.dtype)
@@ -256,6 +269,10 @@ class Elementwise:
     def value_and_grad(self, x: Any, *, out: tuple | None = None, **params: float) -> tuple:
         """``(f(x), f'(x))`` computed in one pass; ``out`` is a pair of arrays."""
         fname = f"{self.name}.value_and_grad"
+        outs = out if isinstance(out, tuple) and len(out) == 2 else (None, None)
+        other = backend(fname, x=x, out0=outs[0], out1=outs[1])
+        if other is not None:
+            return other.call(self, "value_and_grad", (x,), {"out": out, **params})
         a = Arg(x, fname, "x")
         params = self._params("value_and_grad", params, a.dtype)
         if out is not None:
@@ -308,11 +325,15 @@ class Choice:
         self.defaults = {param: default}
         self.from_output = False
         first = next(iter(options.values()))
+        self.__module__ = first.__module__  # where the choice is defined (pickling)
         self.__signature__ = first.__signature__.replace(parameters=[
             *list(first.__signature__.parameters.values())[:1],
             inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=default),
             *list(first.__signature__.parameters.values())[1:],
         ])
+
+    def __reduce__(self) -> str:
+        return self.name
 
     def __repr__(self) -> str:
         return f"<fastact elementwise function {self.name}({self._param}={self._default!r})>"
@@ -349,6 +370,9 @@ def elementwise(torch: str | None = None, name: str | None = None) -> Callable[[
         ns = body.__dict__
         defn = Definition(body.__name__, ns["forward"], ns["grad"],
                           ns.get("grad_from_output"), ns.get("check"))
-        return Elementwise(defn, name=name, doc=inspect.cleandoc(body.__doc__ or ""), torch=torch)
+        f = Elementwise(defn, name=name, doc=inspect.cleandoc(body.__doc__ or ""), torch=torch)
+        f._global = body.__name__
+        f.__module__ = body.__module__
+        return f
 
     return make

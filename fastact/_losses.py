@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fastact._arrays import F64, Arg, check_out, finish, normalize_axis
-from fastact._dispatch import check_host, same_device
+from fastact._dispatch import backend, check_host, same_device
 from fastact._loss_kernels import kernel
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -95,6 +95,9 @@ class _MSELoss:
     __name__ = name = "mse_loss"
     torch = "F.mse_loss"
 
+    def __reduce__(self) -> str:
+        return self.name  # pickled by reference: the module global of that name
+
     def __repr__(self) -> str:
         return "<fastact loss mse_loss(pred, target, reduction='mean')>"
 
@@ -110,6 +113,9 @@ class _MSELoss:
     def __call__(self, pred: Any, target: Any, *, reduction: str = "mean",
                  out: np.ndarray | None = None) -> Any:
         fname = "mse_loss"
+        other = backend(fname, pred=pred, target=target, out=out)
+        if other is not None:
+            return other.call(self, "__call__", (pred, target), {"reduction": reduction, "out": out})
         _check_reduction(reduction, fname)
         p, pf, tf = self._args(fname, pred, target)
         if reduction != "none":
@@ -128,7 +134,9 @@ class _MSELoss:
         """The gradient ``grad_output * d loss / d pred``, the shape of pred."""
         fname = "mse_loss.backward"
         _check_reduction(reduction, fname)
-        same_device(fname, pred=pred, target=target, grad_output=grad_output)
+        other = backend(fname, pred=pred, target=target, grad_output=grad_output, out=out)
+        if other is not None:
+            return other.call(self, "backward", (pred, target, grad_output), {"reduction": reduction, "out": out})
         p, pf, tf = self._args(fname, pred, target)
         g, step, c = _grad_factors(grad_output, reduction, p.value.shape, pf.size, 2.0,
                                    pf.dtype, fname)
@@ -183,6 +191,9 @@ class _CrossEntropy:
     __name__ = name = "cross_entropy"
     torch = "F.cross_entropy"
 
+    def __reduce__(self) -> str:
+        return self.name  # pickled by reference: the module global of that name
+
     def __repr__(self) -> str:
         return "<fastact loss cross_entropy(logits, target, axis=-1, reduction='mean')>"
 
@@ -220,6 +231,10 @@ class _CrossEntropy:
     def __call__(self, logits: Any, target: Any, *, axis: int = -1, reduction: str = "mean",
                  out: np.ndarray | None = None) -> Any:
         fname = "cross_entropy"
+        other = backend(fname, logits=logits, target=target, out=out)
+        if other is not None:
+            return other.call(self, "__call__", (logits, target),
+                              {"axis": axis, "reduction": reduction, "out": out})
         _check_reduction(reduction, fname)
         a, _, rows, t, shape = self._args(fname, logits, target, axis)
         if out is not None:
@@ -242,7 +257,9 @@ class _CrossEntropy:
         """The gradient ``grad_output * d loss / d logits``, the shape of the logits."""
         fname = "cross_entropy.backward"
         _check_reduction(reduction, fname)
-        same_device(fname, logits=logits, target=target, grad_output=grad_output)
+        other = backend(fname, logits=logits, target=target, grad_output=grad_output, out=out)
+        if other is not None:
+            return other.call(self, "backward", (logits, target, grad_output), {"axis": axis, "reduction": reduction, "out": out})
         a, ax, rows, t, shape = self._args(fname, logits, target, axis)
         # The factors are per row (not per element): float64 costs nothing here.
         g, step, c = _grad_factors(grad_output, reduction, shape, t.size, 1.0, F64, fname)

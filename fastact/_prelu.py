@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from fastact._arrays import Arg, check_out, finish, normalize_axis
-from fastact._dispatch import same_device
+from fastact._dispatch import backend, same_device
 from fastact._rowwise_kernels import kernel
 
 
@@ -29,6 +29,9 @@ class _PReLU:
 
     __name__ = name = "prelu"
     torch = "F.prelu"
+
+    def __reduce__(self) -> str:
+        return self.name  # pickled by reference: the module global of that name
 
     def __repr__(self) -> str:
         return "<fastact function prelu(x, weight, axis=1)>"
@@ -61,6 +64,9 @@ class _PReLU:
 
     def __call__(self, x: Any, weight: Any, *, axis: int = 1, out: np.ndarray | None = None) -> Any:
         fname = "prelu"
+        other = backend(fname, x=x, weight=weight, out=out)
+        if other is not None:
+            return other.call(self, "__call__", (x, weight), {"axis": axis, "out": out})
         a, _, wv, blocks = self._blocks(fname, x, weight, axis)
         if out is not None:
             check_out(out, a.value.shape, a.dtype, fname)
@@ -70,13 +76,19 @@ class _PReLU:
 
     def grad(self, x: Any, weight: Any, *, axis: int = 1, out: np.ndarray | None = None) -> Any:
         """The elementwise derivative dy/dx: 1 for x > 0, w for x <= 0."""
+        fname = "prelu.grad"
+        other = backend(fname, x=x, weight=weight, out=out)
+        if other is not None:
+            return other.call(self, "grad", (x, weight), {"axis": axis, "out": out})
         return self.backward(np.ones(()), x, weight, axis=axis, out=out)[0]
 
     def backward(self, grad_output: Any, x: Any, weight: Any, *, axis: int = 1,
                  out: np.ndarray | None = None) -> tuple:
         """``(grad_x, grad_weight)`` for ``sum(grad_output * prelu(x, weight))``."""
         fname = "prelu.backward"
-        same_device(fname, grad_output=grad_output, x=x, weight=weight)
+        other = backend(fname, grad_output=grad_output, x=x, weight=weight, out=out)
+        if other is not None:
+            return other.call(self, "backward", (grad_output, x, weight), {"axis": axis, "out": out})
         a, w, wv, blocks = self._blocks(fname, x, weight, axis)
         g = Arg(grad_output, fname, "grad_output", dtype=a.dtype)
         try:

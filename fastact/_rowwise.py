@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from fastact._arrays import Arg, check_out, finish, normalize_axis
-from fastact._dispatch import same_device
+from fastact._dispatch import backend
 from fastact._rowwise_kernels import LOG_SOFTMAX, SOFTMAX, kernel
 
 
@@ -71,6 +71,9 @@ class _SoftmaxFamily:
         self.torch = torch
         self.__doc__ = doc
 
+    def __reduce__(self) -> str:
+        return self.name  # pickled by reference: the module global of that name
+
     def __repr__(self) -> str:
         return f"<fastact function {self.name}(axis=-1, where=None)>"
 
@@ -90,7 +93,9 @@ class _SoftmaxFamily:
     def __call__(self, x: Any, *, axis: int = -1, where: Any = None,
                  out: np.ndarray | None = None) -> Any:
         fname = self.name
-        same_device(fname, x=x, where=where)
+        other = backend(fname, x=x, where=where, out=out)
+        if other is not None:
+            return other.call(self, "__call__", (x,), {"axis": axis, "where": where, "out": out})
         a = _prepare(x, fname)
         ax = normalize_axis(axis, a.value.ndim, fname)
         if out is not None:
@@ -120,7 +125,9 @@ class _SoftmaxFamily:
         fname = f"{self.name}.backward"
         if (x is None) == (y is None):
             raise TypeError(f"{fname}() takes the forward input x or the output y=, exactly one of them")
-        same_device(fname, grad_output=grad_output, x=x, y=y, where=where)
+        other = backend(fname, grad_output=grad_output, x=x, y=y, where=where, out=out)
+        if other is not None:
+            return other.call(self, "backward", (grad_output, x), {"y": y, "axis": axis, "where": where, "out": out})
         name, value = ("x", x) if y is None else ("y", y)
         a = _prepare(value, fname, name)
         ax = normalize_axis(axis, a.value.ndim, fname)
@@ -148,7 +155,9 @@ class _SoftmaxFamily:
         ``...`` are the other axes of x in order; meant for small n.
         """
         fname = f"{self.name}.jacobian"
-        same_device(fname, x=x, where=where)
+        other = backend(fname, x=x, where=where, out=out)
+        if other is not None:
+            return other.call(self, "jacobian", (x,), {"axis": axis, "where": where, "out": out})
         a = _prepare(x, fname)
         ax = normalize_axis(axis, a.value.ndim, fname)
         mask, masked = self._mask(where, a.value.shape, ax, fname)
@@ -218,6 +227,9 @@ class _Glu:
     __name__ = name = "glu"
     torch = "F.glu"
 
+    def __reduce__(self) -> str:
+        return self.name  # pickled by reference: the module global of that name
+
     def __repr__(self) -> str:
         return "<fastact function glu(axis=-1)>"
 
@@ -230,6 +242,9 @@ class _Glu:
 
     def __call__(self, x: Any, *, axis: int = -1, out: np.ndarray | None = None) -> Any:
         fname = "glu"
+        other = backend(fname, x=x, out=out)
+        if other is not None:
+            return other.call(self, "__call__", (x,), {"axis": axis, "out": out})
         a = _prepare(x, fname)
         ax = self._check(a, axis, fname)
         rows = _rows(a.value, ax)
@@ -242,7 +257,9 @@ class _Glu:
                  out: np.ndarray | None = None) -> Any:
         """The gradient with respect to x of ``sum(grad_output * glu(x))``."""
         fname = "glu.backward"
-        same_device(fname, grad_output=grad_output, x=x)
+        other = backend(fname, grad_output=grad_output, x=x, out=out)
+        if other is not None:
+            return other.call(self, "backward", (grad_output, x), {"axis": axis, "out": out})
         a = _prepare(x, fname)
         ax = self._check(a, axis, fname)
         g = Arg(grad_output, fname, "grad_output", dtype=a.dtype)
@@ -271,6 +288,9 @@ class _Maxout:
     __name__ = name = "maxout"
     torch = "x.unflatten(axis, (n // k, k)).amax(axis + 1)"
 
+    def __reduce__(self) -> str:
+        return self.name  # pickled by reference: the module global of that name
+
     def __repr__(self) -> str:
         return "<fastact function maxout(pool_size, axis=-1)>"
 
@@ -289,6 +309,9 @@ class _Maxout:
     def __call__(self, x: Any, *, pool_size: int, axis: int = -1,
                  out: np.ndarray | None = None) -> Any:
         fname = "maxout"
+        other = backend(fname, x=x, out=out)
+        if other is not None:
+            return other.call(self, "__call__", (x,), {"pool_size": pool_size, "axis": axis, "out": out})
         a = _prepare(x, fname)
         ax, k = self._check(a, pool_size, axis, fname)
         rows = _rows(a.value, ax)
@@ -301,7 +324,9 @@ class _Maxout:
                  out: np.ndarray | None = None) -> Any:
         """The gradient with respect to x of ``sum(grad_output * maxout(x))``."""
         fname = "maxout.backward"
-        same_device(fname, grad_output=grad_output, x=x)
+        other = backend(fname, grad_output=grad_output, x=x, out=out)
+        if other is not None:
+            return other.call(self, "backward", (grad_output, x), {"pool_size": pool_size, "axis": axis, "out": out})
         a = _prepare(x, fname)
         ax, k = self._check(a, pool_size, axis, fname)
         g = Arg(grad_output, fname, "grad_output", dtype=a.dtype)

@@ -279,3 +279,14 @@ _ORDER_SCRIPT = """
 def test_float32_does_not_run_float64_loops():
     """A float32 call after a float64 one is computed in float32, not in float64 and rounded."""
     _run_fresh_ok(_ORDER_SCRIPT)
+
+
+def test_functions_pickle_by_reference():
+    """Worker processes (multiprocessing, Dask) receive the very function objects."""
+    import pickle
+
+    from fastact.definitions.gaussian import gelu_erf, gelu_tanh
+
+    objs = [*fa.ELEMENTWISE, *fa.ROWWISE, fa.prelu, fa.mse_loss, fa.cross_entropy, gelu_erf, gelu_tanh]
+    for f in objs:
+        assert pickle.loads(pickle.dumps(f)) is f, f.name
