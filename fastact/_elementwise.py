@@ -154,35 +154,38 @@ class Elementwise:
 
     # --- methods -------------------------------------------------------------
 
-    def _fast(self, kind: str, x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray | None:
+    def _fast(self, kind: str, x: np.ndarray, g: Any = None, params: tuple | None = None):
         """The result of a small call by its short path, or None when it does not apply.
 
         The per-call cost of a small array is Python's, not the kernel's. The
-        short path serves calls with default parameters and no ``out=`` on
-        C-contiguous float32 or float64 arrays below the parallel threshold
-        (``g``, for backward, of the same shape and dtype), once a regular
-        call of that kind and dtype has validated the parameters and
-        compiled the kernel: it allocates the result and calls the compiled
-        serial loop's entry point directly.
+        short path serves calls without ``out=`` on C-contiguous float32 or
+        float64 arrays below the parallel threshold (``g``, for backward, of
+        the same shape and dtype), once a regular call of that kind and dtype
+        has compiled the kernel: it allocates the result and calls the
+        compiled serial loop's entry point directly. ``params`` are the
+        parameters already resolved for x's dtype (the layers keep them);
+        None means the defaults, once a call with the defaults resolved them.
         """
         entry = self._short.get((kind, x.dtype))
-        if entry is None or not x.flags.c_contiguous or not 0 < x.size < _cpu.parallel_threshold(self._defn):
+        if params is None:
+            params = self._default_params.get(x.dtype)
+        if (entry is None or params is None or not x.flags.c_contiguous
+                or not 0 < x.size < _cpu.parallel_threshold(self._defn)):
             return None
         flat = x if x.ndim == 1 else x.reshape(-1)
         y = np.empty_like(x)
         if g is None:
-            entry[0](flat, y if x.ndim == 1 else y.reshape(-1), entry[1])
+            entry(flat, y if x.ndim == 1 else y.reshape(-1), params)
         else:
             if type(g) is not np.ndarray or g.dtype is not x.dtype or g.shape != x.shape \
                     or not g.flags.c_contiguous:
                 return None
-            entry[0](g if x.ndim == 1 else g.reshape(-1), flat,
-                     y if x.ndim == 1 else y.reshape(-1), entry[1])
+            entry(g if x.ndim == 1 else g.reshape(-1), flat, y if x.ndim == 1 else y.reshape(-1), params)
         return y
 
-    def _enable_fast(self, kind: str, dtype: np.dtype, params: tuple) -> None:
+    def _enable_fast(self, kind: str, dtype: np.dtype) -> None:
         if dtype in (F32, F64) and (kind, dtype) not in self._short:
-            self._short[(kind, dtype)] = (_cpu.serial_entry(self._defn, kind, dtype), params)
+            self._short[(kind, dtype)] = _cpu.serial_entry(self._defn, kind, dtype)
 
     def _unary(self, kind: str, method: str, x: Any, out: Any, kwargs: dict) -> Any:
         fname = self.name if method == "__call__" else f"{self.name}.{method}"
@@ -195,18 +198,18 @@ class Elementwise:
             check_out(out, a.value.shape, a.dtype, fname)
         dest = _dest(out, a)
         _cpu.run(self._defn, kind, (a.value,), (dest,), params, fresh=dest is not out)
-        if not kwargs:
-            self._enable_fast(kind, a.dtype, params)
+        self._enable_fast(kind, a.dtype)
         return finish(_store(dest, out, a), a.scalar, out)
 
     def __call__(self, x: Any, *, out: np.ndarray | None = None, **params: float) -> Any:
         if out is None and not params and type(x) is np.ndarray and x.ndim:
             entry = self._short.get(("forward", x.dtype))
-            if (entry is not None and x.ndim == 1 and x.flags.c_contiguous
+            p = self._default_params.get(x.dtype)
+            if (entry is not None and p is not None and x.ndim == 1 and x.flags.c_contiguous
                     and 0 < x.size < _cpu.parallel_threshold(self._defn)):
                 # _fast's path for the commonest case, inlined
                 y = np.empty_like(x)
-                entry[0](x, y, entry[1])
+                entry(x, y, p)
                 return y
             y = self._fast("forward", x)
             if y is not None:
@@ -256,14 +259,12 @@ class Elementwise:
         if bshape != shape:
             raise ValueError(f"{fname}(): grad_output has shape {g.value.shape}, "
                              f"which does not broadcast to the shape {shape} of {name}")
-        params_given = bool(params)
         params = self._params("backward", params, a.dtype)
         if out is not None:
             check_out(out, shape, a.dtype, fname)
         dest = _dest(out, a)
         _cpu.run(self._defn, kind, (g.value, a.value), (dest,), params, fresh=dest is not out)
-        if not params_given and kind == "backward":
-            self._enable_fast(kind, a.dtype, params)
+        self._enable_fast(kind, a.dtype)
         return finish(_store(dest, out, a), a.scalar, out)
 
     def value_and_grad(self, x: Any, *, out: tuple | None = None, **params: float) -> tuple:

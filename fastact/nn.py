@@ -146,6 +146,32 @@ class _Elementwise(Layer):
         for k, v in params.items():
             setattr(self, k, v)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in self.function.param_names:
+            self.__dict__.pop("_resolved", None)  # a changed parameter: resolve again
+
+    def _kernel_params(self, x: np.ndarray) -> tuple:
+        """The parameters cast for the kernels of x's dtype, and the function to run."""
+        resolved = self.__dict__.get("_resolved")
+        if resolved is None:
+            kwargs = self._params
+            f = self.function._pick("__call__", kwargs) if isinstance(self.function, Choice) \
+                else self.function
+            resolved = self.__dict__["_resolved"] = {"target": (f, kwargs)}
+        p = resolved.get(x.dtype)
+        if p is None:
+            f, kwargs = resolved["target"]
+            p = resolved[x.dtype] = (f, f._params("__call__", kwargs, x.dtype))
+        return p
+
+    def _short(self, kind: str, x: Any, g: Any = None) -> Any:
+        """The function's short path for small NumPy arrays (None where it does not apply)."""
+        if type(x) is not np.ndarray or x.dtype.kind != "f":
+            return None
+        f, params = self._kernel_params(x)
+        return f._fast(kind, x, g, params)
+
     @property
     def _params(self) -> dict:
         return {p: getattr(self, p) for p in self.function.param_names}
@@ -165,7 +191,9 @@ class _Elementwise(Layer):
                 self._saved = x.copy()  # the input is about to be overwritten
             y = f(x, out=x, **self._params)
         else:
-            y = f(x, **self._params)
+            y = self._short("forward", x)
+            if y is None:
+                y = f(x, **self._params)
             if not f.from_output:
                 self._saved = x
         if f.from_output:
@@ -176,8 +204,10 @@ class _Elementwise(Layer):
         """The gradient with respect to the input of the last forward pass."""
         kept = self._kept()
         if self.function.from_output:
-            return self.function.backward(grad_output, y=kept, **self._params)
-        return self.function.backward(grad_output, kept, **self._params)
+            gx = self._short("backward_y", kept, grad_output)
+            return self.function.backward(grad_output, y=kept, **self._params) if gx is None else gx
+        gx = self._short("backward", kept, grad_output)
+        return self.function.backward(grad_output, kept, **self._params) if gx is None else gx
 
     def gradient(self, x: Any) -> Any:
         """The elementwise derivative dy/dx at ``x`` (keeps nothing)."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import fastact as fa
+from fastact._elementwise import Choice
 from fastact import _cpu
 from conftest import CASES, edge_values, grid
 from references import ulp_error
@@ -81,6 +82,23 @@ def test_parallel_path_matches_serial(case, dtype, monkeypatch):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(y, serial[0])
     np.testing.assert_array_equal(d, serial[1])
+
+
+def test_short_path_matches_regular_path(case, dtype):
+    """Small calls skip the argument handling and call the compiled loop directly: same bits."""
+    x = np.concatenate([grid(dtype, case), edge_values(dtype)])[-1000:]
+    g = np.random.default_rng(4).standard_normal(x.size).astype(dtype)
+    kwargs = dict(case.params)
+    f = case.func._pick("__call__", kwargs) if isinstance(case.func, Choice) else case.func
+    regular = tuple(h(*args, out=np.empty_like(x), **kwargs) for h, args in
+                    ((f, (x,)), (f.grad, (x,)), (f.backward, (g, x))))
+    p = f._params("__call__", kwargs, np.dtype(dtype))
+    short = (f._fast("forward", x, None, p), f._fast("grad", x, None, p), f._fast("backward", x, g, p))
+    for a, b in zip(regular, short):
+        assert b is not None
+        np.testing.assert_array_equal(a, b)
+    if not kwargs:  # the public call with the defaults takes the short path
+        np.testing.assert_array_equal(f(x), regular[0])
 
 
 def _smooth_points(case):
