@@ -1,24 +1,59 @@
-"""fastact against the plain NumPy expression, per function, float32.
+"""fastact against the plain NumPy expression and PyTorch (when installed).
+
+Every elementwise function (forward, backward, value_and_grad) and the
+softmax family (rows of 64 and 1024, forward and backward), float32 and
+float64, on 2^10, 2^16 and 2^24 elements::
 
     python -m pytest bench/ --benchmark-only --benchmark-group-by=param:name
+    python -m pytest bench/ --benchmark-only -k "float32 and 16777216 and sigmoid"
+
+PyTorch runs with the same number of threads as Numba's pool.
 """
 
 from __future__ import annotations
 
+import functools
+
+import numba
 import numpy as np
 import pytest
 
 import fastact as fa
-from fastact._baselines import BASELINES, softmax
+from fastact._baselines import BASELINES, log_softmax, softmax, softmax_backward
 
-N = 1 << 22
-_rng = np.random.default_rng(0)
-X = (_rng.standard_normal(N) * 3).astype(np.float32)
-G = _rng.standard_normal(N).astype(np.float32)
+SIZES = [1 << 10, 1 << 16, 1 << 24]
+DTYPES = [np.float32, np.float64]
 
 ENTRIES = [(f.name, f, BASELINES[f.name]) for f in fa.ELEMENTWISE]
 ENTRIES.append(("gelu_tanh", fa.gelu, BASELINES["gelu_tanh"]))
 NAMES = [e[0] for e in ENTRIES]
+
+try:
+    import torch
+
+    torch.set_num_threads(numba.get_num_threads())
+    F = torch.nn.functional
+    # the PyTorch call for each entry (allocating; parameters as in BASELINES)
+    TORCH = {
+        "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, "relu6": F.relu6,
+        "leaky_relu": F.leaky_relu, "elu": F.elu, "celu": F.celu, "selu": F.selu, "gelu": F.gelu,
+        "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"), "silu": F.silu, "swish": F.silu,
+        "mish": F.mish, "softplus": F.softplus, "softsign": F.softsign, "logsigmoid": F.logsigmoid,
+        "hardtanh": F.hardtanh, "hardsigmoid": F.hardsigmoid, "hardswish": F.hardswish,
+        "tanhshrink": F.tanhshrink, "softshrink": F.softshrink, "hardshrink": F.hardshrink,
+        "threshold": lambda t: F.threshold(t, 0.1, 20.0),
+    }
+except ImportError:  # PyTorch is optional
+    torch = None
+    TORCH = {}
+
+IMPLS = ["fastact", "numpy"] + (["torch"] if torch is not None else [])
+
+
+@functools.cache
+def _data(n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return ((rng.standard_normal(n) * 3).astype(dtype), rng.standard_normal(n).astype(dtype))
 
 
 @pytest.fixture(params=ENTRIES, ids=NAMES)
@@ -26,37 +61,86 @@ def entry(request):
     return request.param
 
 
-@pytest.mark.parametrize("impl", ["fastact", "numpy"])
-def test_forward(benchmark, entry, impl):
+@pytest.fixture(params=SIZES, ids=lambda n: f"n={n}")
+def size(request):
+    return request.param
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
+def dtype(request):
+    return request.param
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_forward(benchmark, entry, size, dtype, impl):
     name, f, (bf, _, params) = entry
-    out = np.empty_like(X)
+    x, _ = _data(size, dtype)
+    out = np.empty_like(x)
     if impl == "fastact":
-        f(X, out=out, **params)
-        benchmark(lambda: f(X, out=out, **params))
-    else:
+        f(x, out=out, **params)
+        benchmark(lambda: f(x, out=out, **params))
+    elif impl == "numpy":
         with np.errstate(all="ignore"):
-            benchmark(lambda: bf(X))
+            benchmark(lambda: bf(x))
+    else:
+        tx = torch.from_numpy(x)
+        benchmark(lambda: TORCH[name](tx))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_backward(benchmark, entry, size, dtype, impl):
+    name, f, (bf, bg, params) = entry
+    x, g = _data(size, dtype)
+    out = np.empty_like(x)
+    if impl == "fastact":
+        f.backward(g, x, out=out, **params)
+        benchmark(lambda: f.backward(g, x, out=out, **params))
+    elif impl == "numpy":
+        with np.errstate(all="ignore"):
+            benchmark(lambda: g * bg(x))
+    else:  # autograd: forward and backward through PyTorch's own kernels
+        tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+
+        def run():
+            t = tx.detach().requires_grad_(True)
+            TORCH[name](t).backward(tg)
+            return t.grad
+
+        benchmark(run)
 
 
 @pytest.mark.parametrize("impl", ["fastact", "numpy"])
-def test_backward(benchmark, entry, impl):
-    name, f, (_, bg, params) = entry
-    out = np.empty_like(X)
+def test_value_and_grad(benchmark, entry, size, dtype, impl):
+    name, f, (bf, bg, params) = entry
+    x, _ = _data(size, dtype)
+    outs = (np.empty_like(x), np.empty_like(x))
     if impl == "fastact":
-        f.backward(G, X, out=out, **params)
-        benchmark(lambda: f.backward(G, X, out=out, **params))
+        f.value_and_grad(x, out=outs, **params)
+        benchmark(lambda: f.value_and_grad(x, out=outs, **params))
     else:
         with np.errstate(all="ignore"):
-            benchmark(lambda: G * bg(X))
+            benchmark(lambda: (bf(x), bg(x)))
 
 
 @pytest.mark.parametrize("cols", [64, 1024])
-@pytest.mark.parametrize("impl", ["fastact", "numpy"])
-def test_softmax_rows(benchmark, cols, impl):
-    x = X.reshape(-1, cols)
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "softmax_backward"])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_softmax_rows(benchmark, cols, op, dtype, impl):
+    x, g = _data(1 << 24, dtype)
+    x, g = x.reshape(-1, cols), g.reshape(-1, cols)
     out = np.empty_like(x)
+    y = fa.softmax(x)
     if impl == "fastact":
-        fa.softmax(x, out=out)
-        benchmark(lambda: fa.softmax(x, out=out))
+        calls = {"softmax": lambda: fa.softmax(x, out=out),
+                 "log_softmax": lambda: fa.log_softmax(x, out=out),
+                 "softmax_backward": lambda: fa.softmax.backward(g, y=y, out=out)}
+    elif impl == "numpy":
+        calls = {"softmax": lambda: softmax(x), "log_softmax": lambda: log_softmax(x),
+                 "softmax_backward": lambda: softmax_backward(g, y)}
     else:
-        benchmark(lambda: softmax(x))
+        tx, tg, ty, to = (torch.from_numpy(a) for a in (x, g, y, out))
+        calls = {"softmax": lambda: torch.softmax(tx, -1, out=to),
+                 "log_softmax": lambda: torch.log_softmax(tx, -1, out=to),
+                 "softmax_backward": lambda: torch._softmax_backward_data(tg, ty, -1, ty.dtype)}
+    calls[op]()
+    benchmark(calls[op])
