@@ -112,7 +112,7 @@ def sech2(x):
     T = type(x)
     e = exp(T(-2) * abs(x))
     d = T(1) + e
-    return T(4) * e / d / d
+    return T(4) * e / (d * d)
 
 
 @scalar_jit
@@ -127,21 +127,12 @@ def single(x):
 
 @scalar_jit
 def two_prod_err(a, b, p):
-    """The rounding error of p = fl(a * b): a * b = p + err exactly (Dekker).
+    """The rounding error of p = fl(a * b): a * b = p + err exactly.
 
-    Valid while 4097 * |a| and 4097 * |b| (float32; 2^27 + 1 for float64) stay
-    finite; callers use it only on moderate arguments.
+    One fused multiply-add (exact wherever a * b does not overflow or
+    underflow).
     """
-    # Veltkamp's split constant 2^ceil(p/2) + 1 for precision p
-    T = type(a)
-    s = T(4097.0) if single(a) else T(134217729.0)
-    c = s * a
-    ah = c - (c - a)
-    al = a - ah
-    c = s * b
-    bh = c - (c - b)
-    bl = b - bh
-    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return _vmath.fma(a, b, -p)
 
 
 @scalar_jit

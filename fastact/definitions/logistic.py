@@ -78,8 +78,10 @@ class swish:
             if e == 0:  # the limit, not -inf * 0
                 return T(0)
             return (x * e) * (e * (T(1) + ze))
-        # sigma(z + ze) = sigma(z) + ze sigma(z) sigma(-z) to first order
-        return x * (_math.sigmoid_e(z, e) + ze * _math.sigmoid_grad_e(e))
+        # sigma(z + ze) = sigma(z) + ze sigma(z) sigma(-z) to first order; the
+        # correction is below an ulp of sigma, so s (1 - s) serves for sigma'
+        sg = _math.sigmoid_e(z, e)
+        return x * (sg + ze * (sg * (T(1) - sg)))
 
     def grad(x, beta=1.0):
         T = type(x)
