@@ -7,6 +7,8 @@ when the input is not already laid out that way), runs one kernel of
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,8 @@ def _rows(a: np.ndarray, axis: int) -> np.ndarray:
     """``a`` with ``axis`` last, as C-contiguous rows (a view when possible)."""
     m = np.moveaxis(a, axis, -1)
     n = m.shape[-1] if m.ndim else 1
-    return np.ascontiguousarray(m).reshape(-1, n)
+    # the row count spelled out: reshape(-1, 0) is ambiguous for a length-0 axis
+    return np.ascontiguousarray(m).reshape(math.prod(m.shape[:-1]), n)
 
 
 def _unrows(rows: np.ndarray, moved_shape: tuple, axis: int) -> np.ndarray:

@@ -152,6 +152,10 @@ def test_family_dtypes_and_out(family):
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(f(x[:, ::2]), f(np.ascontiguousarray(x[:, ::2])))
     assert f(np.empty((0, 4))).shape == (0, 4)
+    # an empty axis itself, along it and across it
+    assert f(np.empty((0, 4)), axis=0).shape == (0, 4)
+    assert f(np.empty((3, 0))).shape == (3, 0)
+    assert f.backward(np.empty((0, 4)), np.empty((0, 4)), axis=0).shape == (0, 4)
 
 
 @pytest.mark.parametrize("shape, axis", [((4, 6), -1), ((6, 3), 0), ((2, 4, 3), 1)])
