@@ -84,14 +84,39 @@ def _integer(value: Any, cls: str, name: str) -> int:
     return int(value)
 
 
-def _writeable(x: Any, cls: str) -> np.ndarray:
-    """The input of an ``inplace=True`` layer: a writeable floating-point NumPy array."""
+def _writeable(x: Any, cls: str) -> Any:
+    """The input of an ``inplace=True`` layer: a writeable floating-point array.
+
+    A NumPy array, or a GPU array (``__cuda_array_interface__``), which the
+    GPU kernels then overwrite on its device.
+    """
+    cai = getattr(x, "__cuda_array_interface__", None)
+    if cai is not None:
+        if cai.get("typestr", "")[1:2] != "f" or cai.get("data", (0, False))[1]:
+            raise TypeError(f"{cls}(inplace=True) writes into its input, which must be a writeable "
+                            f"floating-point array; got a GPU array of type {cai.get('typestr')!r}")
+        return x
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f" or not x.flags.writeable:
         what = (f"a {'read-only ' if not x.flags.writeable else ''}array of dtype {x.dtype}"
                 if isinstance(x, np.ndarray) else type(x).__name__)
         raise TypeError(f"{cls}(inplace=True) writes into its input, which must be a writeable "
-                        f"floating-point NumPy array; got {what}")
+                        f"floating-point NumPy or GPU array; got {what}")
     return x
+
+
+def _copy(x: Any) -> Any:
+    """A copy of a NumPy or GPU array, on its device."""
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    if hasattr(x, "clone"):  # a PyTorch tensor
+        return x.clone()
+    if hasattr(x, "copy_to_device"):  # a Numba device array
+        from numba import cuda
+
+        c = cuda.device_array_like(x)
+        c.copy_to_device(x)
+        return c
+    return x.copy()  # CuPy and other array libraries
 
 
 # --- elementwise layers -------------------------------------------------------
@@ -188,7 +213,7 @@ class _Elementwise(Layer):
         if self.inplace:
             x = _writeable(x, type(self).__name__)
             if not f.from_output:
-                self._saved = x.copy()  # the input is about to be overwritten
+                self._saved = _copy(x)  # the input is about to be overwritten
             y = f(x, out=x, **self._params)
         else:
             y = self._short("forward", x)
