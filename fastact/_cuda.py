@@ -57,6 +57,8 @@ import numba
 import numpy as np
 
 from fastact._arrays import F64, compute_dtype, normalize_axis, result_dtype
+from fastact._losses import check_target
+from fastact._prelu import channel_axis
 
 INSTALL = 'pip install "fastact[cuda]"'
 
@@ -762,17 +764,7 @@ def _prelu_call(kernels, func, method: str, fname: str, args: tuple, kw: dict) -
     w = _Array(weight, fname, "weight")
     _float_dtype(w, fname, "weight")
     nw = w.size
-    if a.ndim >= 2:
-        ax = normalize_axis(axis, a.ndim, fname)
-        c = a.shape[ax]
-    else:
-        ax, c = None, 1
-    if nw != 1 and nw != c:
-        raise ValueError(
-            f"{fname}(): weight has {nw} elements, expected 1 or the number of channels "
-            f"{c} (the length of axis {axis} of x)" if ax is not None else
-            f"{fname}(): weight has {nw} elements; x has fewer than 2 dimensions, "
-            "so it has no channel axis and weight must have 1 element")
+    ax, c = channel_axis(fname, a.shape, nw, axis)
     if nw == 1 or ax is None:
         c, inner = 1, a.size
     else:
@@ -909,13 +901,7 @@ def _cross_entropy(kernels, func, method: str, fname: str, args: tuple, kw: dict
     if not hasattr(target, "__cuda_array_interface__"):
         raise TypeError(f"{fname}(): target must be a GPU array like logits, got {type(target).__name__}")
     t = _Array(target, fname, "target")
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{fname}(): target has dtype {t.dtype}, expected integer class indices "
-                        "(class probabilities are not supported)")
-    shape = a.shape[:ax] + a.shape[ax + 1:]
-    if t.shape != shape:
-        raise ValueError(f"{fname}(): target has shape {t.shape}, expected {shape}: the shape "
-                         f"of logits {a.shape} without axis {axis}")
+    shape = check_target(fname, t.dtype, t.shape, a.shape, ax, axis)
     n = a.shape[ax]
     with _Device(kernels, logits) as dev:
         rows = _rows_of(dev, a, ax)

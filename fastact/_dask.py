@@ -47,7 +47,7 @@ from fastact import _losses, _rowwise
 from fastact._arrays import F32, F16, F64, compute_dtype, normalize_axis, result_dtype
 from fastact._elementwise import Elementwise
 from fastact._loss_kernels import kernel as loss_kernel
-from fastact._prelu import prelu
+from fastact._prelu import channel_axis, prelu
 from fastact._rowwise_kernels import SOFTMAX
 
 #: Lines along the axis of softmax, log_softmax and softmin of at most this
@@ -575,17 +575,7 @@ def _prelu(func: Any, method: str, fname: str, args: tuple, kw: dict) -> Any:
     result_dtype(_dtype(weight), fname, "weight")
     wshape = _shape(weight)
     nw = math.prod(wshape)
-    if x.ndim >= 2:
-        ax: int | None = normalize_axis(axis, x.ndim, fname)
-        c = x.shape[ax]
-    else:
-        ax, c = None, 1
-    if nw != 1 and nw != c:
-        raise ValueError(
-            f"{fname}(): weight has {nw} elements, expected 1 or the number of channels "
-            f"{c} (the length of axis {axis} of x)" if ax is not None else
-            f"{fname}(): weight has {nw} elements; x has fewer than 2 dimensions, "
-            "so it has no channel axis and weight must have 1 element")
+    ax, c = channel_axis(fname, x.shape, nw, axis)
     ind = tuple(range(x.ndim))
     if method == "backward":
         result_dtype(_dtype(g), fname, "grad_output")

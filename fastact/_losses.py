@@ -22,6 +22,19 @@ from fastact._loss_kernels import kernel
 REDUCTIONS = ("mean", "sum", "none")
 
 
+def check_target(fname: str, dtype: np.dtype, shape: tuple, logits_shape: tuple, ax: int,
+                 axis: Any) -> tuple:
+    """Class-index targets: integers, of the logits' shape without the class axis ``ax``."""
+    if dtype.kind not in "iu":
+        raise TypeError(f"{fname}(): target has dtype {dtype}, expected integer class indices "
+                        "(class probabilities are not supported)")
+    expected = logits_shape[:ax] + logits_shape[ax + 1:]
+    if tuple(shape) != expected:
+        raise ValueError(f"{fname}(): target has shape {tuple(shape)}, expected {expected}: the shape "
+                         f"of logits {logits_shape} without axis {axis}")
+    return expected
+
+
 def _check_reduction(reduction: Any, fname: str) -> str:
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"{fname}(): reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
@@ -208,13 +221,7 @@ class _CrossEntropy:
         ax = normalize_axis(axis, x.ndim, fname)
         check_host(target, fname, "target")
         t = np.asarray(target)
-        if t.dtype.kind not in "iu":
-            raise TypeError(f"{fname}(): target has dtype {t.dtype}, expected integer class indices "
-                            "(class probabilities are not supported)")
-        shape = x.shape[:ax] + x.shape[ax + 1:]
-        if t.shape != shape:
-            raise ValueError(f"{fname}(): target has shape {t.shape}, expected {shape}: the shape "
-                             f"of logits {x.shape} without axis {axis}")
+        shape = check_target(fname, t.dtype, t.shape, x.shape, ax, axis)
         n = x.shape[ax]
         if ax != x.ndim - 1:
             x = np.moveaxis(x, ax, -1)

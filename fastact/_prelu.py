@@ -11,6 +11,23 @@ from fastact._dispatch import backend, same_device
 from fastact._rowwise_kernels import kernel
 
 
+def channel_axis(fname: str, shape: tuple, nw: int, axis: Any) -> tuple[int | None, int]:
+    """The channel axis of x (None below 2 dimensions) and its length, checked
+    against the weight's number of elements ``nw`` (1 or one per channel)."""
+    if len(shape) >= 2:
+        ax = normalize_axis(axis, len(shape), fname)
+        c = shape[ax]
+    else:
+        ax, c = None, 1
+    if nw != 1 and nw != c:
+        raise ValueError(
+            f"{fname}(): weight has {nw} elements, expected 1 or the number of channels "
+            f"{c} (the length of axis {axis} of x)" if ax is not None else
+            f"{fname}(): weight has {nw} elements; x has fewer than 2 dimensions, "
+            "so it has no channel axis and weight must have 1 element")
+    return ax, c
+
+
 class _PReLU:
     """Parametric ReLU.
 
@@ -42,17 +59,7 @@ class _PReLU:
         w = Arg(weight, fname, "weight", dtype=a.dtype)
         nw = w.value.size
         shape = a.value.shape
-        if a.value.ndim >= 2:
-            ax = normalize_axis(axis, a.value.ndim, fname)
-            c = shape[ax]
-        else:
-            ax, c = None, 1
-        if nw != 1 and nw != c:
-            raise ValueError(
-                f"{fname}(): weight has {nw} elements, expected 1 or the number of channels "
-                f"{c} (the length of axis {axis} of x)" if ax is not None else
-                f"{fname}(): weight has {nw} elements; x has fewer than 2 dimensions, "
-                "so it has no channel axis and weight must have 1 element")
+        ax, c = channel_axis(fname, shape, nw, axis)
         xc = np.ascontiguousarray(a.value)
         if nw == 1 or ax is None:
             blocks = xc.reshape(1, 1, -1)
