@@ -46,8 +46,13 @@ f = df = dfy = None
 PARALLEL_THRESHOLD = 1 << 16
 
 
+def parallel_shift(defn) -> int:
+    """log2 of how much sooner than PARALLEL_THRESHOLD a definition goes parallel."""
+    return 3 if defn.transcendental else 0
+
+
 def parallel_threshold(defn) -> int:
-    return PARALLEL_THRESHOLD >> 3 if defn.transcendental else PARALLEL_THRESHOLD
+    return PARALLEL_THRESHOLD >> parallel_shift(defn)
 
 
 # --- templates: ufuncs (one per number of parameters) ----------------------
