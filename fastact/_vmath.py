@@ -263,6 +263,27 @@ def _by_dtype(name, f32, f64):
     return py
 
 
+def _dw_by_dtype(name, f32, f64, doc):
+    """As _by_dtype, for functions of a double-word argument (x, xlo) of one dtype."""
+
+    def py(x, xlo):
+        if isinstance(x, np.float32):
+            return f32(x, xlo)
+        return f64(np.float64(x), np.float64(xlo))
+
+    py.__name__ = py.__qualname__ = name
+    py.__doc__ = doc
+
+    @overload(py, jit_options=_OPTIONS)
+    def _ov(x, xlo):
+        if x == types.float32 and xlo == types.float32:
+            return lambda x, xlo: f32(x, xlo)
+        if x == types.float64 and xlo == types.float64:
+            return lambda x, xlo: f64(x, xlo)
+
+    return py
+
+
 # --- exp and expm1 ---------------------------------------------------------
 #
 # x = n ln2 + r, n = round(x / ln2), |r| <= ln2/2 (Cody-Waite). ln2 = C1 + C2
@@ -388,44 +409,12 @@ def _exp64(x):
     return _exp_dw64(x, type(x)(0))
 
 
-def erfc_dw(x, xlo):
-    """erfc(x + xlo), x + xlo a double-word number (|xlo| <= ulp(x) / 2).
-
-    In the tail erfc's relative sensitivity is ~2x: the rounding of an
-    argument such as -x/sqrt(2) costs up to x ulps; its exact low part,
-    folded into the reduction of e^(-x^2), restores them.
-    """
-    if isinstance(x, np.float32):
-        return _erfc_dw32(x, xlo)
-    return _erfc_dw64(np.float64(x), np.float64(xlo))
-
-
-@overload(erfc_dw, jit_options=_OPTIONS)
-def _ov_erfc_dw(x, xlo):
-    if x == types.float32 and xlo == types.float32:
-        return lambda x, xlo: _erfc_dw32(x, xlo)
-    if x == types.float64 and xlo == types.float64:
-        return lambda x, xlo: _erfc_dw64(x, xlo)
-
-
-def exp_dw(x, xlo):
-    """e^(x + xlo), x + xlo a double-word number (|xlo| <= ulp(x) / 2).
+exp_dw = _dw_by_dtype("exp_dw", _exp_dw32, _exp_dw64, """e^(x + xlo), x + xlo a double-word number (|xlo| <= ulp(x) / 2).
 
     e^x has relative sensitivity |dx|: a rounded argument x - m of a
     softmax (|x - m| ~ 10) alone costs ~10 ulps; its exact low part restores
     them at the price of one addition.
-    """
-    if isinstance(x, np.float32):
-        return _exp_dw32(x, xlo)
-    return _exp_dw64(np.float64(x), np.float64(xlo))
-
-
-@overload(exp_dw, jit_options=_OPTIONS)
-def _ov_exp_dw(x, xlo):
-    if x == types.float32 and xlo == types.float32:
-        return _exp_dw32
-    if x == types.float64 and xlo == types.float64:
-        return _exp_dw64
+    """)
 
 
 @_jitable
@@ -935,6 +924,12 @@ _log = _by_dtype("_log", _log32, _log64)
 _log1p = _by_dtype("_log1p", _log1p32, _log1p64)
 _tanh = _by_dtype("_tanh", _tanh32, _tanh64)
 _erfc = _by_dtype("_erfc", _erfc32, _erfc64)
+erfc_dw = _dw_by_dtype("erfc_dw", _erfc_dw32, _erfc_dw64, """erfc(x + xlo), x + xlo a double-word number (|xlo| <= ulp(x) / 2).
+
+    In the tail erfc's relative sensitivity is ~2x: the rounding of an
+    argument such as -x/sqrt(2) costs up to x ulps; its exact low part,
+    folded into the reduction of e^(-x^2), restores them.
+    """)
 
 _public = njit(cache=True, nogil=True, **_OPTIONS)
 
