@@ -83,7 +83,3 @@ def backend(fname: str, **arrays: Any):
             f"{'GPU' if k == 'cuda' else 'Dask'} backend. Pass a NumPy array."
         ) from None
 
-
-def same_device(fname: str, **arrays: Any) -> None:
-    """Arguments of one call must live on one device (see backend)."""
-    backend(fname, **arrays)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fastact._arrays import F64, Arg, check_out, finish, normalize_axis
-from fastact._dispatch import backend, check_host, same_device
+from fastact._dispatch import backend, check_host
 from fastact._loss_kernels import kernel
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -115,7 +115,6 @@ class _MSELoss:
         return "<fastact loss mse_loss(pred, target, reduction='mean')>"
 
     def _args(self, fname: str, pred: Any, target: Any) -> tuple[Arg, np.ndarray, np.ndarray]:
-        same_device(fname, pred=pred, target=target)
         p = Arg(pred, fname, "pred")
         t = Arg(target, fname, "target", dtype=p.dtype)
         if t.value.shape != p.value.shape:
@@ -212,7 +211,6 @@ class _CrossEntropy:
 
     def _args(self, fname: str, logits: Any, target: Any, axis: Any):
         """The logits as rows (class axis last), the targets as one intp per row."""
-        same_device(fname, logits=logits, target=target)
         a = Arg(logits, fname, "logits")
         x = a.value
         if x.ndim == 0:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from fastact._arrays import Arg, check_out, finish, normalize_axis
-from fastact._dispatch import backend, same_device
+from fastact._dispatch import backend
 from fastact._rowwise_kernels import kernel
 
 
@@ -54,7 +54,6 @@ class _PReLU:
         return "<fastact function prelu(x, weight, axis=1)>"
 
     def _blocks(self, fname: str, x: Any, weight: Any, axis: Any):
-        same_device(fname, x=x, weight=weight)
         a = Arg(x, fname, "x")
         w = Arg(weight, fname, "weight", dtype=a.dtype)
         nw = w.value.size
