@@ -7,6 +7,8 @@ these primitives and plain arithmetic, so the same code compiles for the CPU
 (ufuncs and parallel loops) and as CUDA device functions.
 """
 
+import numpy as np
+
 from fastact import _vmath
 from fastact._compile import scalar_jit
 
@@ -60,6 +62,57 @@ def erfc(x):
 
 
 @scalar_jit
+def single(x):
+    """True when x is a float32 (folds to a constant at compile time).
+
+    2^24 + 1 is not a float32 (it rounds to 2^24) but is a float64.
+    """
+    T = type(x)
+    return T(16777217.0) == T(16777216.0)
+
+
+# float32 functions are evaluated in float64 and rounded once: a float64
+# evaluation is within a few float64 ulps, so the float32 result is within
+# 0.5 ulp + 2^-28 ulp of the exact value, and the exact float64 product of two
+# float32 numbers (beta * x) needs no error term. wide(x) is the float64 value
+# of x, and wexp(v, x) the exponential that x's dtype needs: the lighter
+# exp_wide for float32, the double-word-accurate one for float64.
+
+@scalar_jit
+def wide(x):
+    return np.float64(x)
+
+
+@scalar_jit
+def wexp(v, x):
+    if single(x):
+        return _vmath.exp_wide(v)
+    return _vmath._exp(v)
+
+
+@scalar_jit
+def wexpm1(v, x):
+    """e^v - 1 in float64 at the accuracy x's dtype needs (see wexp)."""
+    if single(x):
+        return _vmath.expm1_wide(v)
+    return _vmath._expm1(v)
+
+
+@scalar_jit
+def wtanh(v, x):
+    """tanh(v) in float64 at the accuracy x's dtype needs (see wexp).
+
+    For float32: -m / (2 + m) with m = e^(-2|v|) - 1, which does not cancel
+    near 0 as (1 - e) / (1 + e) would.
+    """
+    if single(x):
+        m = _vmath.expm1_wide(-2.0 * abs(v))
+        t = -m / (2.0 + m)
+        return -t if v < 0 else t
+    return _vmath._tanh(v)
+
+
+@scalar_jit
 def sigmoid_e(x, e):
     """sigma(x) from e = e^-|x|: 1 / (1 + e) for x >= 0, e / (1 + e) below.
 
@@ -79,50 +132,111 @@ def sigmoid_grad_e(e):
     """
     T = type(e)
     d = T(1) + e
-    return e / d / d
+    return e / (d * d)
+
+
+@scalar_jit
+def exp_pair(x, k):
+    """e^x 2^k = eh + el for x <= 0 and 0 <= k <= 8 (see _vmath.exp_pair):
+    relative error 2^-28 for float32, one rounding for float64."""
+    return _vmath.exp_pair(x, k)
+
+
+@scalar_jit
+def sigmoid_parts(x):
+    """sigma(x) = q + t * inv, and e^-|x| = eh + el, 1 + e^-|x| = dh + dl.
+
+    1 / (1 + e) for x >= 0 and e / (1 + e) below (no overflow), with
+    e = e^-|x| as a double-word pair, 1 + e summed exactly and the quotient
+    corrected by its remainder: sigma rounds once, within 0.6 ulp, in
+    float32 arithmetic. NaN propagates.
+    """
+    eh, el = exp_pair(-abs(x), 0)
+    return logistic_parts(x, eh, el)
+
+
+@scalar_jit
+def logistic_parts(x, eh, el):
+    """sigmoid_parts(x) from e^-|x| = eh + el, computed by the caller."""
+    T = type(x)
+    dh = T(1) + eh
+    dl = ((T(1) - dh) + eh) + el  # Fast2Sum: 1 >= eh
+    pos = x >= 0
+    q, t, inv = _vmath.ratio_parts(T(1) if pos else eh, T(0) if pos else el, dh, dl)
+    return q, t, inv, eh, el, dh, dl
 
 
 @scalar_jit
 def sigmoid(x):
-    """1 / (1 + e^-x), without overflow (see sigmoid_e)."""
-    return sigmoid_e(x, exp(-abs(x)))
+    """1 / (1 + e^-x), without overflow (see sigmoid_parts)."""
+    q, t, inv, eh, el, dh, dl = sigmoid_parts(x)
+    return _vmath.fma(t, inv, q)
+
+
+@scalar_jit
+def sigmoid_scaled(x, beta):
+    """sigma(beta x), the rounding error ze of beta x included to first
+    order: sigma(z + ze) = sigma(z) + ze sigma(z) sigma(-z); in the tail
+    sigma(z) ~ e^z has relative sensitivity |z| to it."""
+    T = type(x)
+    z, ze = scaled(x, beta)
+    q, t, inv, eh, el, dh, dl = sigmoid_parts(z)
+    return _vmath.fma(t, inv, q + ze * (q * (T(1) - q)))
+
+
+@scalar_jit
+def logistic_grad(eh, el, dh, dl):
+    """e / (1 + e)^2 from the pairs of sigmoid_parts, rounded once.
+
+    sigma(x) sigma(-x) with e = e^-|x|; not sigma(1 - sigma), for which the
+    factor 1 - sigma(x) rounds to 0 for x > 16.7 (float32) although the
+    exact derivative is a normal number.
+    """
+    d2h = dh * dh
+    d2l = _vmath.fma(dh, dh, -d2h) + (dh + dh) * dl
+    return _vmath._ratio(eh, el, d2h, d2l)
 
 
 @scalar_jit
 def sigmoid_grad(x):
-    """sigma(x) sigma(-x) (see sigmoid_grad_e)."""
-    return sigmoid_grad_e(exp(-abs(x)))
+    """sigma(x) sigma(-x) (see logistic_grad)."""
+    q, t, inv, eh, el, dh, dl = sigmoid_parts(x)
+    return logistic_grad(eh, el, dh, dl)
 
 
 @scalar_jit
-def softplus(x):
-    """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, no cancellation."""
+def softplus(x, beta):
+    """log(1 + e^(beta x)) / beta, rounded once.
+
+    max(z, 0) + log1p(e^-|z|) for z = beta x: no overflow, no cancellation.
+    float32 in float64 (see wide), where z is exact; for float64, the
+    rounding error ze of z enters to first order, ze sigma(z): in the tail
+    the result ~ e^z has relative sensitivity |z| to it.
+    """
     T = type(x)
-    m = x if x > 0 else T(0)
-    return m + log1p(exp(-abs(x)))
+    z, ze = scaled(wide(x), wide(beta))
+    e = wexp(-abs(z), x)
+    y = (z if z > 0 else 0.0) + _vmath._log1p(e)
+    if not single(x):
+        y = y + ze * ((e if z < 0 else 1.0) / (1.0 + e)) if ze != 0 else y
+    return T(y if beta == 1 else y / wide(beta))
 
 
 @scalar_jit
 def sech2(x):
-    """1 / cosh(x)^2 = 4e / (1 + e)^2 with e = e^-2|x|.
+    """1 / cosh(x)^2 = 4e / (1 + e)^2 with e = e^-2|x| (see logistic_grad).
 
     Not 1 - tanh(x)^2, which is 0 for |x| > 9 (float32) while the exact value
-    is still a normal number.
+    is still a normal number. -2|x| is exact, and 4e comes from the
+    exponential as a pair directly: for |x| > 43.7 (float32) e is subnormal
+    while 4e / (1 + e)^2 is not.
     """
     T = type(x)
-    e = exp(T(-2) * abs(x))
-    d = T(1) + e
-    return T(4) * e / (d * d)
-
-
-@scalar_jit
-def single(x):
-    """True when x is a float32 (folds to a constant at compile time).
-
-    2^24 + 1 is not a float32 (it rounds to 2^24) but is a float64.
-    """
-    T = type(x)
-    return T(16777217.0) == T(16777216.0)
+    ch, cl = exp_pair(T(-2) * abs(x), 2)  # 4e
+    eh = ch * T(0.25)  # e: only 1 + e needs it, where its rounding is lost
+    dh = T(1) + eh
+    dl = ((T(1) - dh) + eh) + cl * T(0.25)
+    return logistic_grad(ch, cl, dh, dl)
 
 
 @scalar_jit
@@ -136,20 +250,20 @@ def two_prod_err(a, b, p):
 
 
 @scalar_jit
-def gauss(x):
-    """e^(-x^2/2) to working accuracy.
+def gauss(v, x, h):
+    """e^(-h v^2) (h = 1/2 or 1/4) at the accuracy x's dtype needs (see wexp).
 
-    The rounding error of x*x is up to x^2/2 ulps of the exponent, i.e. ~50
-    ulps of the result at x = 10; it is recovered as the exact product error
-    e and applied as the factor (1 - e/2).
+    The rounding error of v*v is up to h v^2 ulps of the exponent, i.e. ~50
+    ulps of the result at v = 10, h = 1/2; it is recovered as the exact
+    product error e and applied as the factor (1 - h e).
     """
-    T = type(x)
-    a = abs(x)
+    T = type(v)
+    a = abs(v)
     if a > T(64):  # underflows to 0 in both dtypes (and inf lands here)
         return T(0) if a == a else a
     s = a * a
     e = two_prod_err(a, a, s)
-    return exp(s * T(-0.5)) * (T(1) - T(0.5) * e)
+    return wexp(s * -h, x) * (T(1) - h * e)
 
 
 @scalar_jit
@@ -187,3 +301,77 @@ def scaled(x, beta):
     if beta == 1 or not abs(z) < T(1e4):  # exact, or far past every tail (and NaN)
         return z, T(0)
     return z, two_prod_err(beta, x, z)
+
+
+def polynomial(coeffs):
+    """p(d) = c0 + c1 d + c2 d^2 + ... in float64, as straight-line Horner code.
+
+    Written out rather than a loop over the coefficients, which LLVM does not
+    always unroll, and a loop inside the element loop keeps it scalar.
+    """
+    body = [f"    r = {float(coeffs[-1])!r}"]
+    body += [f"    r = r * d + {float(c)!r}" for c in reversed(coeffs[:-1])]
+    src = "def p(d):\n" + "\n".join(body) + "\n    return r\n"
+    scope = {}
+    exec(src, scope)  # noqa: S102 (source built from numbers above)
+    return scalar_jit(scope["p"])
+
+
+class RootPatch:
+    """A derivative near an interior root r: f(r + d) = d P(d).
+
+    Every closed form of such a derivative is a sum of terms that cancel
+    near r, so its relative error grows like 1/|x - r|, without bound at the
+    inputs nearest r (3e-9 to 1e-8 from it in float32). Within the window,
+    d = (z - rh) - rl is formed exactly (z - rh by Sterbenz's lemma, r held
+    as the double-word rh + rl) and P is the Taylor polynomial of f(r+d)/d
+    about 0: its terms do not cancel. The windows keep the closed form's
+    error below 1e-13 (relative) outside; the polynomial's truncation error
+    within is below 2^-54: 7 terms on |d| <= 2^-7 for float32, 13 on
+    |d| <= 1/8 for float64. Coefficients: Taylor coefficients at the root,
+    found with mpmath at 50 digits (``tests/test_math.py`` recomputes them).
+    """
+
+    def __init__(self, rh, rl, coeffs):
+        self.rh, self.rl = rh, rl
+        self.p32 = polynomial(coeffs[:7])
+        self.p64 = polynomial(coeffs[:13])
+
+    def jit(self):
+        rh, rl, p32, p64 = self.rh, self.rl, self.p32, self.p64
+
+        @scalar_jit
+        def patch(z, zlo, y, x):
+            """y, or d P(d) where z + zlo lies within the window about r."""
+            d = ((z - rh) + zlo) - rl
+            if single(x):
+                return d * p32(d) if abs(d) <= 0.0078125 else y
+            return d * p64(d) if abs(d) <= 0.125 else y
+
+        return patch
+
+
+#: sigma(z) + z sigma(z) sigma(-z): silu' and swish' (in z = beta x)
+silu_root = RootPatch(-1.2784645427610737, -1.0946994183093437e-16, (
+    0.2178117057198001, 0.1466487969969469, 0.018874814223782312, -0.015222655223188032,
+    -0.006606589138356696, 0.000126627410081122, 0.0007985218818397998, 0.00018570724361186496,
+    -4.090534237428612e-05, -2.9733542213263917e-05, -2.942631888842464e-06,
+    2.346029682463866e-06, 8.599695028268575e-07)).jit()
+#: mish'
+mish_root = RootPatch(-1.1924312145154952, -4.8484829848031044e-17, (
+    0.2669479140495345, 0.20473126408010586, 0.04190782104360987, -0.020271822716684245,
+    -0.01582112656173338, -0.0033606849270232685, 0.0010924055409445854, 0.0009898181021289196,
+    0.00025412936386191073, -4.1961496031696126e-05, -5.582891567360688e-05,
+    -1.72992708103044e-05, 9.427361327376651e-07)).jit()
+#: gelu' = Phi(x) + x phi(x)
+gelu_root = RootPatch(-0.7517915246935645, 1.4956759177009883e-17, (
+    0.4314939923140469, 0.388284982990552, -0.018199676398671087, -0.1140082332972217,
+    -0.014771522148244337, 0.019421679838189067, 0.004539228379125415, -0.002239538068073497,
+    -0.0007448268386746817, 0.00018633974623233514, 8.615947861116571e-05,
+    -1.121438018842664e-05, -7.74846130700372e-06)).jit()
+#: the derivative of gelu's tanh approximation
+gelu_tanh_root = RootPatch(-0.7524614220710163, 3.635560509207687e-17, (
+    0.4304000910248585, 0.38751844613578895, -0.01578285352184803, -0.11394448308095899,
+    -0.01661932834305256, 0.019682309459833118, 0.005261059254921912, -0.0024227318458750974,
+    -0.0009274420230205449, 0.00026392764052681053, 0.00012425227802639782,
+    -3.4956171694436116e-05, -1.5950896871645105e-05)).jit()

@@ -409,6 +409,107 @@ def _exp64(x):
     return _exp_dw64(x, type(x)(0))
 
 
+@_jitable
+def _expm1_wide_core(a):
+    """e^a - 1 in float64 for |a| <= 0.3466, relative error 2^-45.7 (of e^a).
+
+    a + a^2 q(a) with q of degree 7, fitted for the relative error of e^a
+    (iteratively reweighted least squares in 40-digit mpmath arithmetic):
+    the float32 functions evaluated in float64 need ~2^-40, not float64's
+    2^-53, and that saves the double-word steps of _exp_pair64.
+    """
+    T = type(a)
+    q = fma(a, T(2.749310531065388e-06), T(2.4880797190681956e-05))
+    q = fma(a, q, T(0.00019841538929444774))
+    q = fma(a, q, T(0.0013888811168382969))
+    q = fma(a, q, T(0.008333333095256497))
+    q = fma(a, q, T(0.04166666696211668))
+    q = fma(a, q, T(0.16666666667264746))
+    q = fma(a, q, T(0.4999999999966448))
+    return fma(a * a, q, a)
+
+
+@_jitable
+def exp_wide(x):
+    """e^x in float64, for the float32 functions evaluated in float64.
+
+    Their results are rounded to float32 once at the end, so a relative
+    error of 2^-45 is ample (see _expm1_wide_core). The argument is clamped
+    to [-708, 709], where 2^n is one normal factor, and reduced with ln2 as
+    one float64 (its error, below 150 * 2^-54 ln2, is within that budget);
+    below -708 the result is 0 (the exact value is below 1e-307, far below
+    every float32). Relative error 2^-45 (``tests/test_vmath.py``).
+    """
+    T = type(x)
+    xc = T(-708.0) if x < T(-708.0) else x  # NaN passes and propagates
+    xc = T(709.0) if xc > T(709.0) else xc
+    t = fma(xc, T(1.4426950408889634), T(6755399441055744.0))
+    nf = t - T(6755399441055744.0)
+    a = fma(-nf, T(0.6931471805599453), xc)
+    y = (_expm1_wide_core(a) + T(1)) * float64_of((bits64(t) - 0x4338000000000000 + 1023) << 52)
+    return T(0) if x < T(-708.0) else y
+
+
+@_jitable
+def expm1_wide(x):
+    """e^x - 1 in float64 for the same use, without cancellation near 0.
+
+    The polynomial of exp_wide directly for |x| <= 0.3466; beyond, where
+    e^x - 1 loses at most 2 bits, exp_wide(x) - 1. Relative error 2^-42
+    (that of the polynomial, relative to e^a, over |e^a - 1| near 0.35).
+    """
+    T = type(x)
+    small = abs(x) <= T(0.3466)
+    y = _expm1_wide_core(x if small else T(0)) if small else exp_wide(x) - T(1)
+    return y
+
+
+@_jitable
+def exp_pair32(x, k):
+    """e^x 2^k = eh + el for float32 x <= 0, 0 <= k <= 8, to a relative
+    error of 2^-28.
+
+    The unrounded pair of _exp_pair32, normalized and scaled: for functions
+    that must divide by or multiply with e^x and still round once (sigma
+    within one ulp takes e^x to better than the 0.6 ulp of exp). Exact
+    scaling while e^x 2^k is normal; below, both parts round as subnormals
+    (k > 0 keeps a multiple of e^x exact where e^x itself is subnormal).
+    """
+    T = type(x)
+    # e^-110 2^8 rounds to 0, and 2^n stays within the range of two factors
+    xc = T(-110.0) if x < T(-110.0) else x  # NaN passes and propagates
+    a, rlo, n = _reduce32(xc)
+    n = n + k
+    hi, lo = _exp_pair32(a, rlo)
+    eh = hi + lo
+    el = lo - (eh - hi)  # Fast2Sum: |hi| >= 1/2 > |lo|
+    n1 = n >> 1
+    s1 = float32_of((n1 + 127) << 23)
+    s2 = float32_of((n - n1 + 127) << 23)
+    return (eh * s1) * s2, (el * s1) * s2
+
+
+@_jitable
+def _exp_scaled_pair64(x, k):
+    return _exp64(x) * float64_of((k + 1023) << 52), type(x)(0)
+
+
+def exp_pair(x, k):
+    """e^x 2^k = eh + el for x <= 0 and 0 <= k <= 8: the double-word pair of
+    exp_pair32 for float32; for float64, e^x 2^k rounded, and 0."""
+    if isinstance(x, np.float32):
+        return exp_pair32(x, k)
+    return _exp_scaled_pair64(np.float64(x), k)
+
+
+@overload(exp_pair, jit_options=_OPTIONS)
+def _ov_exp_pair(x, k):
+    if x == types.float32:
+        return lambda x, k: exp_pair32(x, k)
+    if x == types.float64:
+        return lambda x, k: _exp_scaled_pair64(x, k)
+
+
 exp_dw = _dw_by_dtype("exp_dw", _exp_dw32, _exp_dw64, """e^(x + xlo), x + xlo a double-word number (|xlo| <= ulp(x) / 2).
 
     e^x has relative sensitivity |dx|: a rounded argument x - m of a
@@ -509,13 +610,21 @@ def _expm1_64(x):
 
 
 @_jitable
-def _ratio(nh, nl, dh, dl):
-    """(nh + nl) / (dh + dl), |nl| and |dl| below an ulp of nh and dh."""
+def ratio_parts(nh, nl, dh, dl):
+    """(nh + nl) / (dh + dl) = q + t * inv to about 2^-2p (p the precision),
+    for |nl| and |dl| below an ulp of nh and dh: one division."""
     T = type(nh)
     inv = T(1) / dh
     q = nh * inv
     r = fma(-q, dh, nh)  # exact remainder
-    return fma(fma(-q, dl, nl) + r, inv, q)
+    return q, fma(-q, dl, nl) + r, inv
+
+
+@_jitable
+def _ratio(nh, nl, dh, dl):
+    """(nh + nl) / (dh + dl), rounded once (see ratio_parts)."""
+    q, t, inv = ratio_parts(nh, nl, dh, dl)
+    return fma(t, inv, q)
 
 
 @_jitable

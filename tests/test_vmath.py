@@ -271,3 +271,32 @@ def test_parallel_loop_vectorizes():
     assert len(packed) >= 10, "no packed float32 arithmetic in the loop"
     assert re.search(r"%[yz]mm", asm), "no 256- or 512-bit vectors"
     assert not re.search(r"call\w*\s+\S*(exp|log)", asm)
+
+
+# --- the float64 primitives of the float32 functions -----------------------
+
+@pytest.mark.parametrize("name, mp_func, lo, hi, bound", [
+    ("exp_wide", mpmath.exp, -700.0, 700.0, 2.0**-44),
+    ("expm1_wide", mpmath.expm1, -40.0, 88.0, 2.0**-41),
+])
+def test_wide_primitives_against_mpmath(name, mp_func, lo, hi, bound):
+    """exp_wide / expm1_wide: relative error below 2^-44 / 2^-41 (the
+    float32 functions round their float64 results once: this is 2^-17 ulp)."""
+    f = getattr(_vmath, name)
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.uniform(lo, hi, 3000), rng.uniform(-0.4, 0.4, 1000),
+                        np.ldexp(1.0, -np.arange(1, 60)), -np.ldexp(1.0, -np.arange(1, 60)),
+                        [0.3466, -0.3466, 0.3467, -0.3467, np.log(2) / 2, -np.log(2) / 2]])
+    x = x[(x >= lo) & (x <= hi)]
+    with mpmath.workdps(30):
+        exact = np.array([float(mp_func(mpmath.mpf(float(t)))) for t in x])
+    got = np.array([f(float(t)) for t in x])
+    rel = np.abs(got - exact) / np.abs(exact)
+    assert rel.max() < bound, (x[np.argmax(rel)], rel.max())
+
+
+def test_wide_primitives_special_values():
+    assert _vmath.exp_wide(-np.inf) == 0.0 and _vmath.exp_wide(-709.0) == 0.0
+    assert _vmath.exp_wide(np.inf) == np.inf or _vmath.exp_wide(np.inf) > 1e307
+    assert math.isnan(_vmath.exp_wide(np.nan)) and math.isnan(_vmath.expm1_wide(np.nan))
+    assert _vmath.expm1_wide(-np.inf) == -1.0 and _vmath.expm1_wide(0.0) == 0.0

@@ -1,56 +1,135 @@
 """The Gaussian family: GELU, exact and in its tanh approximation."""
 
-from fastact import _math
+from fastact import _math, _vmath
 from fastact._elementwise import Choice, elementwise
 
 _INV_SQRT_2PI = 0.39894228040143267794  # 1/sqrt(2 pi)
 _K = 0.79788456080286535588  # sqrt(2/pi)
 _C = 0.044715
+# 2 sqrt(2/pi) and 2 sqrt(2/pi) * 0.044715 as double-words (hi, lo)
+_K1 = (1.5957691216057308, -9.96930880911092e-17)
+_K3 = (0.07135481627260025, -6.175149918155315e-19)
+
+
+@_math.scalar_jit
+def _tanh_form(v, x):
+    """w = 2 sqrt(2/pi) (v + 0.044715 v^3), e = e^-|w| for sigma(w), tail.
+
+    When tail is true, e is e^(w/2) instead (see below).
+
+    In the tail sigma(w) ~ e^w has relative sensitivity |w| to the error of
+    w (~600 at x = -19): for float64, w is formed as a double-word number
+    (constants included) and its low part joins the exponential's argument.
+    For float32, evaluated in float64, the plain float64 w is ample.
+    """
+    if _math.single(x):
+        w = 2.0 * _K * (v + _C * v * v * v)
+        return w, _math.wexp(-abs(w), x), False
+    v2 = v * v
+    v2l = _vmath.fma(v, v, -v2)
+    v3 = v2 * v
+    v3l = _vmath.fma(v2, v, -v3) + v2l * v
+    a = _K3[0] * v3
+    al = _vmath.fma(_K3[0], v3, -a) + (_K3[0] * v3l + _K3[1] * v3)
+    b = _K1[0] * v
+    bl = _vmath.fma(_K1[0], v, -b) + _K1[1] * v
+    w = a + b
+    bb = w - a
+    wl = ((a - (w - bb)) + (b - bb)) + (al + bl)  # TwoSum error + the low parts
+    if not abs(w) < 1e300:  # inf or NaN: no low part
+        wl = 0.0
+    # Below w = -600, e^w may be subnormal while the result is not: the tail
+    # forms take e^(w/2) and apply it twice.
+    tail = w < -600.0
+    h = 0.5 if tail else 1.0
+    e = _vmath.exp_dw(-w, -wl) if w >= 0 else _vmath.exp_dw(h * w, h * wl)
+    return w, e, tail
+
+
+@_math.scalar_jit
+def _tail_factors(v, x):
+    """e^(-v^2/4) and S(v), for x Phi(x) = -phi(x) S and Phi(x) = phi(x) S / |x|
+    (v < -37): S = 1 - 1/v^2 + 3/v^4 - ..., the asymptotic series, to 2^-56.
+
+    There phi(x) is below 2^-1000 and x Phi(x) can be subnormal while its
+    factors are not: e^(-x^2/2) is applied as e^(-x^2/4) twice, last.
+    """
+    u = 1.0 / (v * v)
+    s = 1.0 + u * (-1.0 + u * (3.0 + u * (-15.0 + u * (105.0 + u * (-945.0 + u * (
+        10395.0 - 135135.0 * u))))))
+    if v != v or v == -_math.wide(1e400):  # NaN, -inf: no series
+        s = 1.0
+    return _math.gauss(v, x, 0.25), s
 
 
 @elementwise(name="gelu")
 class gelu_erf:
-    """x * Phi(x), with Phi from erfc on the negative side (see _math.ndtr)."""
+    """x * Phi(x), with Phi from erfc on the negative side (see _math.ndtr).
+
+    float32 is evaluated in float64 (see _math.wide) and rounded once, so
+    that neither a subnormal Phi(x) nor the sum's cancellation near the root
+    of the derivative (x = -0.7518, see _math.RootPatch) costs precision.
+    """
 
     def forward(x):
         T = type(x)
-        p = _math.ndtr(x)
+        v = _math.wide(x)
+        if v < -37.0 and not _math.single(x):
+            # float64 tail, where Phi(x) is subnormal (see _tail_factors)
+            q, s = _tail_factors(v, x)
+            return T(-(q * (_INV_SQRT_2PI * s)) * q)
+        p = _math.ndtr(v)
         if p == 0:  # x -> -inf: the limit is 0, not -inf * 0
             return T(0)
-        return x * p
+        return T(v * p)
 
     def grad(x):
         T = type(x)
-        p = _math.ndtr(x)
-        q = _math.gauss(x)
-        if q == 0:  # |x| large (or inf): the x*phi(x) term is 0
-            return p
-        return p + x * (q * T(_INV_SQRT_2PI))
+        v = _math.wide(x)
+        if v < -37.0 and not _math.single(x):
+            q, s = _tail_factors(v, x)  # Phi + x phi = phi x (1 - S/x^2)
+            if q == 0:  # x = -inf: the limit 0, not inf * 0
+                return T(0)
+            return T(((v * q) * (_INV_SQRT_2PI * (1.0 - s / (v * v)))) * q)
+        p = _math.ndtr(v)
+        q = _math.gauss(v, x, 0.5)
+        # |x| large (or inf): the x*phi(x) term is 0, not inf * 0
+        y = p if q == 0 else p + v * (q * _INV_SQRT_2PI)
+        return T(_math.gelu_root(v, 0.0, y, x))
 
 
 @elementwise(name="gelu")
 class gelu_tanh:
-    """0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3)."""
+    """0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3).
+
+    In float64 for float32 x (see _math.wide): the rounding of u, amplified
+    |2u| times in the tail of sigmoid(2u), is then below 2^-46.
+    """
 
     def forward(x):
         T = type(x)
-        u = T(_K) * (x + T(_C) * x * x * x)
-        s = _math.sigmoid(T(2) * u)
+        v = _math.wide(x)
+        w, e, tail = _tanh_form(v, x)
+        if tail:  # sigma(w) = e^w to working precision; e = 0: the limit 0
+            return T((v * e) * e if e != 0 else 0.0)
+        s = _math.sigmoid_e(w, e)
         if s == 0:
             return T(0)
-        return x * s
+        return T(v * s)
 
     def grad(x):
         T = type(x)
-        x2 = x * x
-        u = T(_K) * (x + T(_C) * x2 * x)
-        s = _math.sigmoid(T(2) * u)
-        # d/dx x*sigma(2u) = sigma(2u) + x * 2 sigma(2u) sigma(-2u) * u'
-        d = _math.sigmoid_grad(T(2) * u)
-        if d == 0:  # |u| huge: skip x * u' * 0, which can be inf * 0
-            return s
-        du = T(_K) * (T(1) + T(3 * _C) * x2)
-        return s + (T(2) * d) * x * du
+        v = _math.wide(x)
+        w, e, tail = _tanh_form(v, x)
+        dw = 2.0 * _K * (1.0 + 3.0 * _C * (v * v))
+        if tail:  # sigma(w) (1 + x sigma(-w) w') = e^w (1 + x w') to working precision
+            return T((e * (1.0 + v * dw)) * e if e != 0 else 0.0)
+        s = _math.sigmoid_e(w, e)
+        # d/dx x*sigma(w) = sigma(w) + x sigma(w) sigma(-w) w'
+        d = _math.sigmoid_grad_e(e)
+        # |w| huge: skip x * w' * 0, which can be inf * 0
+        y = s if d == 0 else s + d * v * dw
+        return T(_math.gelu_tanh_root(v, 0.0, y, x))
 
 
 gelu = Choice(

@@ -87,18 +87,22 @@ class tanhshrink:
     array([3.33333200e-10, 2.38405844e-01])
     """
 
+    # float32 in float64 (see _math.wide), rounded once.
+
     def forward(x):
         T = type(x)
-        # Series below 1.0 (float32) or 0.6 (float64): there its truncation
-        # error is below half an ulp and the subtraction would lose 2-4 bits.
-        if abs(x) < (T(1.0) if _math.single(x) else T(0.6)):
-            z = x * x
-            return x * z * _tanhshrink_series(z)
-        return x - _math.tanh(x)
+        v = _math.wide(x)
+        # The series below 0.6, where its truncation error is below 2^-54
+        # and the subtraction would lose 2-4 bits.
+        if abs(v) < 0.6:
+            z = v * v
+            return T(v * z * _tanhshrink_series(z))
+        return T(v - _math.wtanh(v, x))
 
     def grad(x):
-        t = _math.tanh(x)
-        return t * t
+        T = type(x)
+        t = _math.wtanh(_math.wide(x), x)
+        return T(t * t)
 
 
 @elementwise(torch="F.softsign")
@@ -114,13 +118,17 @@ class softsign:
     array([-0.5 ,  0.75])
     """
 
+    # float32 in float64 (see _math.wide): 1 + |x| is exact there and the
+    # quotient rounds once.
+
     def forward(x):
         T = type(x)
         if math.isinf(x):
             return math.copysign(T(1), x)
-        return x / (T(1) + abs(x))
+        v = _math.wide(x)
+        return T(v / (1.0 + abs(v)))
 
     def grad(x):
         T = type(x)
-        r = T(1) / (T(1) + abs(x))
-        return r * r
+        r = 1.0 / (1.0 + abs(_math.wide(x)))
+        return T(r * r)

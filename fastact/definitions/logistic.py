@@ -1,6 +1,6 @@
 """The logistic family: sigmoid and the functions built on it."""
 
-from fastact import _math
+from fastact import _math, _vmath
 from fastact._elementwise import elementwise
 
 
@@ -44,7 +44,7 @@ class logsigmoid:
     """
 
     def forward(x):
-        return -_math.softplus(-x)
+        return -_math.softplus(-x, type(x)(1))
 
     def grad(x):
         return _math.sigmoid(-x)
@@ -65,36 +65,52 @@ class swish:
     """
 
     # One exponential per element: e = e^-|z| gives sigma(z) and sigma'(z);
-    # below z = -80 it is e^(z/2) instead, for the tail form.
+    # below z = -80 it is e^(z/2) instead, for the tail form. The forward
+    # pass keeps e and sigma as double-word pairs (see _math.sigmoid_parts);
+    # the derivative is evaluated in float64 for float32 (see _math.wide),
+    # where z = beta x is exact.
 
     def forward(x, beta=1.0):
         T = type(x)
         z, ze = _math.scaled(x, beta)
         tail = z < T(-80)
-        e = _math.exp(T(0.5) * z if tail else -abs(z))
+        eh, el = _math.exp_pair(T(0.5) * z if tail else -abs(z), 0)
         if tail:
-            # sigma(z) = e^z to working precision, and it may be subnormal
-            # while x * sigma(z) is not: form x e^(z/2) first, then * e^(z/2).
-            if e == 0:  # the limit, not -inf * 0
+            # x sigma(z) = x e^z (1 + ze) to working precision, and e^z may be
+            # subnormal while the result is not: x e^(z/2) as a pair, then
+            # times e^(z/2), rounded once
+            if eh == 0:  # the limit, not -inf * 0
                 return T(0)
-            return (x * e) * (e * (T(1) + ze))
-        # sigma(z + ze) = sigma(z) + ze sigma(z) sigma(-z) to first order; the
-        # correction is below an ulp of sigma, so s (1 - s) serves for sigma'
-        sg = _math.sigmoid_e(z, e)
-        return x * (sg + ze * (sg * (T(1) - sg)))
+            ph = x * eh
+            pl = _math.two_prod_err(x, eh, ph) + x * el
+            m = ph * eh
+            return _vmath.fma(ph, eh, (ph * el + pl * eh) + m * ze)
+        # sigma(z + ze) = sigma(z) + ze sigma(z) sigma(-z) to first order: the
+        # correction joins the low part of sigma = q + t/d, and x * sigma
+        # rounds once
+        q, t, inv, eh, el, dh, dl = _math.logistic_parts(z, eh, el)
+        c = t * inv + ze * (q * (T(1) - q))
+        return _vmath.fma(x, q, x * c if c != 0 else T(0))  # x = inf: not inf * 0
 
     def grad(x, beta=1.0):
         T = type(x)
-        z, ze = _math.scaled(x, beta)
-        tail = z < T(-80)
-        e = _math.exp(T(0.5) * z if tail else -abs(z))
-        if tail:  # sigma(z) + z sigma(z) sigma(-z) = e^z (1 + z)
-            return (e * (T(1) + z)) * (e * (T(1) + ze)) if e != 0 else T(0)
-        d = _math.sigmoid_grad_e(e)
-        s = _math.sigmoid_e(z, e)
-        if d == 0:  # z = +-inf: drop z * 0
-            return s
-        return s + z * d
+        v = _math.wide(x)
+        z, ze = _math.scaled(v, _math.wide(beta))
+        tail = z < -80.0
+        e = _math.wexp(0.5 * z if tail else -abs(z), x)
+        if tail:  # sigma(z) + z sigma(z) sigma(-z) = e^z (1 + z) to working precision
+            return T((e * (1.0 + z)) * (e * (1.0 + ze)) if e != 0 else 0.0)
+        # sigma(z) (1 + z sigma(-z)) = n / (1 + e)^2 with n = 1 + e (1 + z)
+        # for z >= 0 and e (1 + z + e) below: 1 + z is exact near the root
+        # (z ~ -1.28), where the patch takes over.
+        # ze (float64 only): e^-|z + ze| = e (1 -+ ze) to first order
+        e = e * (1.0 + ze) if z < 0 else e * (1.0 - ze)
+        d = 1.0 + e
+        if z >= 0:
+            n = 1.0 + e * ((1.0 + z) + ze) if e != 0 else 1.0  # z = inf: not inf * 0
+        else:
+            n = e * (((1.0 + z) + ze) + e)
+        return T(_math.silu_root(z, ze, n / (d * d), x))
 
 
 silu = swish.with_fixed(
@@ -130,17 +146,17 @@ class softplus:
     """
 
     def forward(x, beta=1.0, threshold=20.0):
-        z = beta * x
+        z = beta * x  # rounded, as PyTorch compares it
         if z > threshold:
             return x
-        return _math.softplus(z) / beta
+        return _math.softplus(x, beta)
 
     def grad(x, beta=1.0, threshold=20.0):
         T = type(x)
         z = beta * x
         if z > threshold:
             return T(1)
-        return _math.sigmoid(z)
+        return _math.sigmoid_scaled(x, beta)
 
     def check(fname, beta, threshold):
         if beta == 0:
@@ -165,26 +181,30 @@ class mish:
 
     def forward(x):
         T = type(x)
-        tail = x < T(-80)
-        n = _math.exp(T(0.5) * x if tail else x)  # one exponential per element
-        if x > T(20):
+        v = _math.wide(x)
+        tail = v < -80.0
+        n = _math.wexp(0.5 * v if tail else v, x)  # one exponential per element
+        if v > 20.0:
             return x
         if tail:
             # the factor is e^x to working precision and may be subnormal while
             # x e^x is not: form x e^(x/2) first, then * e^(x/2)
-            return (x * n) * n if n != 0 else T(0)  # n = 0: the limit, not -inf * 0
-        p = n * (n + T(2))
-        return x * (p / (p + T(2)))
+            return T((v * n) * n if n != 0 else 0.0)  # n = 0: the limit, not -inf * 0
+        p = n * (n + 2.0)
+        return T(v * (p / (p + 2.0)))
 
     def grad(x):
         T = type(x)
-        tail = x < T(-80)
-        n = _math.exp(T(0.5) * x if tail else x)
-        if x > T(20):
+        v = _math.wide(x)
+        tail = v < -80.0
+        n = _math.wexp(0.5 * v if tail else v, x)
+        if v > 20.0:
             return T(1)
         if tail:  # t + x sech^2 sigma = e^x (1 + x) to working precision
-            return (n * (T(1) + x)) * n if n != 0 else T(0)
-        p = n * (n + T(2))
-        q = p + T(2)
-        # sech^2(sp) * sigma(x) = 4 (1+n)^2 / q^2 * n / (1+n) = 4 n (1+n) / q^2
-        return p / q + x * (T(4) * n * (T(1) + n) / q / q)
+            return T((n * (1.0 + v)) * n if n != 0 else 0.0)
+        p = n * (n + 2.0)
+        q = p + 2.0
+        # sech^2(sp) * sigma(x) = 4 (1+n)^2 / q^2 * n / (1+n) = 4 n (1+n) / q^2;
+        # the two terms cancel near x = -1.19, where the patch takes over
+        y = (p * q + v * (4.0 * n * (1.0 + n))) / (q * q)
+        return T(_math.mish_root(v, 0.0, y, x))

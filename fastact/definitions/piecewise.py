@@ -5,6 +5,7 @@ edges) for hardtanh, relu6 and hardsigmoid; 0 on [-lambd, lambd] for the
 shrinks. NaN propagates through every branch.
 """
 
+from fastact import _math
 from fastact._elementwise import elementwise
 
 
@@ -107,7 +108,10 @@ class hardswish:
             return T(0)
         if x >= T(3):
             return x
-        return x * (x + T(3)) / T(6)
+        # in float64 for float32 x: x + 3 and the product are exact there,
+        # and the result rounds once
+        v = _math.wide(x)
+        return T(v * (v + 3.0) / 6.0)
 
     def grad(x):
         T = type(x)
@@ -115,7 +119,8 @@ class hardswish:
             return T(0)
         if x >= T(3):
             return T(1)
-        return (x + x + T(3)) / T(6)  # not x/3 + 1/2, which cancels near x = -1.5
+        v = _math.wide(x)
+        return T((v + v + 3.0) / 6.0)  # not x/3 + 1/2, which cancels near x = -1.5
 
 
 @elementwise(torch="F.softshrink")

@@ -5,7 +5,9 @@ definition is written with the NaN case falling through to an arithmetic
 expression of x (or returning x itself).
 """
 
-from fastact import _math
+import math
+
+from fastact import _math, _vmath
 from fastact._elementwise import elementwise
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -101,17 +103,31 @@ class selu:
     array([-1.11133074,  1.05070099])
     """
 
+    # float32 in float64 (see _math.wide): the constants and the product
+    # round once.
+
     def forward(x):
         T = type(x)
-        if x > 0:
-            return T(SELU_SCALE) * x
-        return T(SELU_SCALE_ALPHA) * _math.expm1(x)
+        v = _math.wide(x)
+        if v > 0:
+            return T(SELU_SCALE * v)
+        return T(SELU_SCALE_ALPHA * _math.wexpm1(v, x))
 
     def grad(x):
         T = type(x)
-        if x > 0:
+        v = _math.wide(x)
+        if v > 0:
             return T(SELU_SCALE)
-        return T(SELU_SCALE_ALPHA) * _math.exp(x)
+        return T(SELU_SCALE_ALPHA * _math.wexp(v, x))
+
+
+@_math.scalar_jit
+def _celu_arg(x, alpha):
+    """x / alpha = z + zl, zl its exact remainder over alpha (0 past 1e30)."""
+    T = type(x)
+    z = x / alpha
+    zl = _vmath.fma(-z, alpha, x) / alpha
+    return z, zl if abs(z) < T(1e30) else T(0)
 
 
 @elementwise(torch="F.celu")
@@ -127,12 +143,23 @@ class celu:
     array([-0.78693868,  2.        ])
     """
 
+    # z = x / alpha is rounded, and e^z has relative sensitivity |z| to that:
+    # the remainder zl (x / alpha = z + zl) enters the exponential.
+
     def forward(x, alpha=1.0):
-        return x if x > 0 else alpha * _math.expm1(x / alpha)
+        if x > 0:
+            return x
+        z, zl = _celu_arg(x, alpha)
+        em = _math.expm1(z)
+        y = em + (em + type(x)(1)) * zl
+        return alpha * (em if math.isinf(em) else y)  # overflow: not inf - inf
 
     def grad(x, alpha=1.0):
         T = type(x)
-        return T(1) if x > 0 else _math.exp(x / alpha)
+        if x > 0:
+            return T(1)
+        z, zl = _celu_arg(x, alpha)
+        return _vmath.exp_dw(z, zl)
 
     def check(fname, alpha):
         if alpha == 0:

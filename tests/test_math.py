@@ -1,0 +1,70 @@
+"""fastact._math: the Taylor patches at the interior roots of derivatives."""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+from fastact import _math
+
+mp = mpmath.mp
+
+
+def _sig(t):
+    return 1 / (1 + mpmath.exp(-t))
+
+
+def _silu_grad(z):
+    return _sig(z) + z * _sig(z) * _sig(-z)
+
+
+def _mish_grad(x):
+    t = mpmath.tanh(mpmath.log1p(mpmath.exp(x)))
+    return t + x * (1 - t * t) * _sig(x)
+
+
+def _gelu_grad(x):
+    return mpmath.ncdf(x) + x * mpmath.npdf(x)
+
+
+def _gelu_tanh_grad(x):
+    k = mpmath.sqrt(2 / mpmath.pi)
+    c = mpmath.mpf("0.044715")
+    t = mpmath.tanh(k * (x + c * x**3))
+    return (1 + t) / 2 + x / 2 * (1 - t * t) * k * (1 + 3 * c * x * x)
+
+
+PATCHES = {
+    "silu_root": (_silu_grad, -1.2785),
+    "mish_root": (_mish_grad, -1.1924),
+    "gelu_root": (_gelu_grad, -0.7518),
+    "gelu_tanh_root": (_gelu_tanh_grad, -0.7522),
+}
+
+
+@pytest.mark.parametrize("name", list(PATCHES))
+def test_root_patch_coefficients(name):
+    """The literals in _math are the root (as a double-word) and the Taylor
+    coefficients of f(r + d) / d, recomputed here with mpmath."""
+    func, guess = PATCHES[name]
+    patch = getattr(_math, name)
+    with mp.workdps(50):
+        root = mpmath.findroot(func, guess)
+        taylor = mpmath.taylor(func, root, 14)
+        rh = float(root)
+        rl = float(root - rh)
+        # the patch evaluated on both sides of the root, against mpmath
+        for d in (1e-9, -3e-9, 1e-5, -2e-4, 0.007, -0.0078, 0.1, -0.12):
+            x = rh + d
+            exact = func(mpmath.mpf(x))
+            y64 = patch(x, 0.0, np.nan, np.float64(0))
+            y32 = patch(x, 0.0, np.nan, np.float32(0)) if abs(d) <= 2.0**-7 else None
+            assert abs(y64 - exact) <= 4e-16 * abs(exact), (d, y64, exact)
+            if y32 is not None:
+                assert abs(y32 - exact) <= 4e-16 * abs(exact), (d, y32, exact)
+    assert abs(root - rh - rl) < mpmath.mpf(2) ** -106
+    # outside the windows the closed form (here NaN) passes through
+    assert np.isnan(patch(rh + 0.2, 0.0, np.nan, np.float64(0)))
+    assert np.isnan(patch(rh + 0.01, 0.0, np.nan, np.float32(0)))
+    assert taylor[0] == 0 or abs(taylor[0]) < mpmath.mpf(10) ** -40
