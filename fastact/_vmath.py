@@ -454,14 +454,20 @@ def exp_wide(x):
 def expm1_wide(x):
     """e^x - 1 in float64 for the same use, without cancellation near 0.
 
-    The polynomial of exp_wide directly for |x| <= 0.3466; beyond, where
-    e^x - 1 loses at most 2 bits, exp_wide(x) - 1. Relative error 2^-42
-    (that of the polynomial, relative to e^a, over |e^a - 1| near 0.35).
+    x = n ln2 + a as in exp_wide, e^x - 1 = 2^n p + (2^n - 1) with
+    p = e^a - 1: for |x| <= 0.3466, n = 0 and this is p itself; beyond,
+    the sum loses at most 2 bits. Relative error 2^-42 (that of the
+    polynomial, relative to e^a, over |e^a - 1| near 0.35).
     """
     T = type(x)
-    small = abs(x) <= T(0.3466)
-    y = _expm1_wide_core(x if small else T(0)) if small else exp_wide(x) - T(1)
-    return y
+    xc = T(-708.0) if x < T(-708.0) else x  # NaN passes and propagates
+    xc = T(709.0) if xc > T(709.0) else xc
+    t = fma(xc, T(1.4426950408889634), T(6755399441055744.0))
+    nf = t - T(6755399441055744.0)
+    a = fma(-nf, T(0.6931471805599453), xc)
+    s = float64_of((bits64(t) - 0x4338000000000000 + 1023) << 52)
+    y = fma(s, _expm1_wide_core(a), s - T(1))
+    return T(-1) if x < T(-708.0) else y
 
 
 @_jitable

@@ -2,7 +2,7 @@
 
 import math
 
-from fastact import _math
+from fastact import _math, _vmath
 from fastact._elementwise import elementwise
 
 # x - tanh(x) = x^3 * sum_k c_k (x^2)^k; c_k from the tanh series
@@ -105,6 +105,16 @@ class tanhshrink:
         return T(t * t)
 
 
+@_math.scalar_jit
+def _one_plus_abs(x):
+    """1 + |x| = dh + dl exactly (TwoSum), for finite x."""
+    T = type(x)
+    a = abs(x)
+    dh = T(1) + a
+    bb = dh - a
+    return dh, (a - (dh - bb)) + (T(1) - bb)
+
+
 @elementwise(torch="F.softsign")
 class softsign:
     """Softsign.
@@ -118,17 +128,21 @@ class softsign:
     array([-0.5 ,  0.75])
     """
 
-    # float32 in float64 (see _math.wide): 1 + |x| is exact there and the
-    # quotient rounds once.
+    # 1 + |x| = dh + dl exactly, and the quotient corrected by its
+    # remainder (_vmath.ratio_parts): one rounding, in x's precision.
 
     def forward(x):
         T = type(x)
         if math.isinf(x):
             return math.copysign(T(1), x)
-        v = _math.wide(x)
-        return T(v / (1.0 + abs(v)))
+        dh, dl = _one_plus_abs(x)
+        return _vmath._ratio(x, T(0), dh, dl)
 
     def grad(x):
         T = type(x)
-        r = 1.0 / (1.0 + abs(_math.wide(x)))
-        return T(r * r)
+        if math.isinf(x):
+            return T(0)
+        dh, dl = _one_plus_abs(x)
+        # r = 1 / (1 + |x|) = q + c, squared with its low part: no overflow
+        q, t, inv = _vmath.ratio_parts(T(1), T(0), dh, dl)
+        return _vmath.fma(q, q, (q + q) * (t * inv))

@@ -88,6 +88,27 @@ class hardsigmoid:
         return x
 
 
+@_math.scalar_jit
+def _plus3(x):
+    """x + 3 = sh + sl exactly (TwoSum)."""
+    T = type(x)
+    sh = x + T(3)
+    bb = sh - x
+    return sh, (x - (sh - bb)) + (T(3) - bb)
+
+
+@_math.scalar_jit
+def _sixth(h, l):
+    """(h + l) / 6 rounded once: times 1/6 held as a double-word."""
+    T = type(h)
+    if _math.single(h):
+        ch, cl = T(0.1666666716337204), T(-4.967053731282552e-09)
+    else:
+        ch, cl = T(0.16666666666666666), T(9.25185853854297e-18)
+    r = h * ch
+    return r + ((_math.two_prod_err(h, ch, r) + h * cl) + l * ch)
+
+
 @elementwise(torch="F.hardswish")
 class hardswish:
     """Hard swish.
@@ -108,10 +129,13 @@ class hardswish:
             return T(0)
         if x >= T(3):
             return x
-        # in float64 for float32 x: x + 3 and the product are exact there,
-        # and the result rounds once
-        v = _math.wide(x)
-        return T(v * (v + 3.0) / 6.0)
+        if abs(x) < T(2.0**-60):  # x/2 + x^2/6 = x/2 rounded, also where subnormal
+            return x * T(0.5)
+        # x (x + 3) as an exact pair, times 1/6 as a double-word: one rounding
+        sh, sl = _plus3(x)
+        ph = x * sh
+        pl = _math.two_prod_err(x, sh, ph) + x * sl
+        return _sixth(ph, pl)
 
     def grad(x):
         T = type(x)
@@ -119,8 +143,8 @@ class hardswish:
             return T(0)
         if x >= T(3):
             return T(1)
-        v = _math.wide(x)
-        return T((v + v + 3.0) / 6.0)  # not x/3 + 1/2, which cancels near x = -1.5
+        sh, sl = _plus3(x + x)  # not x/3 + 1/2, which cancels near x = -1.5
+        return _sixth(sh, sl)
 
 
 @elementwise(torch="F.softshrink")
