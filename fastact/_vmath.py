@@ -893,18 +893,24 @@ def _pick3(first, second, c):
 
 
 @_jitable
-def _erfc_small(x, c0h, c0l, w):
-    """1 - x (c0h + c0l) - w, w = x^3 P(x^2) below 0.05."""
+def _erfc_small_parts(x, c0h, c0l, w):
+    """1 - x (c0h + c0l) - w = sh + rest, w = x^3 P(x^2) below 0.05."""
     T = type(x)
     ph = x * T(c0h)
     pl = fma(x, T(c0h), -ph)
     sh = T(1) - ph  # Fast2Sum: |ph| < 0.57
-    return sh + (((T(1) - sh) - ph) - (pl + (w + x * T(c0l))))
+    return sh, ((T(1) - sh) - ph) - (pl + (w + x * T(c0l)))
+
+
+@_jitable
+def _erfc_small(x, c0h, c0l, w):
+    sh, rest = _erfc_small_parts(x, c0h, c0l, w)
+    return sh + rest
 
 
 @_jitable
 def _erfc_big(y, inv, t, c0h, c0l, c1, f, eh, el, yl, dt):
-    """e^(-y^2) F(y) / y, e^(-y^2) = eh + el, F = c0h + c0l + t (c1 + t f).
+    """e^(-y^2) F(y) / y = q + r * inv, e^(-y^2) = eh + el, F = c0h + c0l + t (c1 + t f).
 
     yl: the low part of the argument y + yl (its effect on e^(-y^2) is in
     eh + el already); dt = dt/dy. Its effect on F / y, the relative factor
@@ -922,20 +928,21 @@ def _erfc_big(y, inv, t, c0h, c0l, c1, f, eh, el, yl, dt):
     m = mh + ml  # renormalized, so that the remainder correction is tiny
     mlo = ml - (m - mh)
     q = m * inv
-    return fma(fma(-q, y, m) + mlo, inv, q)
+    return q, fma(-q, y, m) + mlo  # the quotient is q + (this) * inv
 
 
 @_jitable
-def _erfc_dw32(x, xl):
-    """erfc(x + xl) for |xl| <= ulp(x) / 2 (see erfc_dw)."""
+def _erfc_parts32(x, xl):
+    """erfc(x + xl) unrounded: (sh + rest) for |x| < 1/2; otherwise
+    erfc(|x|) = (q + t * inv) 2^n, to be taken from 2 for x < 0."""
     T = type(x)
     z = x * x
     p = fma(z, T(-0.0007866260129958391), T(0.005210636183619499))
     p = fma(z, p, T(-0.026865191757678986))
     p = fma(z, p, T(0.11283785104751587))
     p = fma(z, p, T(-0.37612637877464294))
-    small = _erfc_small(x, 1.128379225730896, -5.8635382771399236e-08,
-                         x * z * p + xl * (T(1.1283791670955126) * (T(1) - z)))
+    sh, rest = _erfc_small_parts(x, 1.128379225730896, -5.8635382771399236e-08,
+                                 x * z * p + xl * (T(1.1283791670955126) * (T(1) - z)))
     # Clamped: erfc(10.2) rounds to 0; below 1/2 this branch is not used.
     # NaN passes and propagates.
     y = abs(x)
@@ -960,11 +967,67 @@ def _erfc_dw32(x, xl):
     eh = hi + lo
     el = lo - (eh - hi)
     c = _ERFC_F32
-    q = _erfc_big(y, inv, t, _pick3(p0, p1, c[0]), _pick3(p0, p1, c[1]), _pick3(p0, p1, c[2]),
-                  f, eh, el, yl, T(1) if p1 else -(inv * inv))
-    big = _scale32(q, n)
+    q, r = _erfc_big(y, inv, t, _pick3(p0, p1, c[0]), _pick3(p0, p1, c[1]), _pick3(p0, p1, c[2]),
+                     f, eh, el, yl, T(1) if p1 else -(inv * inv))
+    return sh, rest, q, r, inv, n
+
+
+@_jitable
+def _erfc_dw32(x, xl):
+    """erfc(x + xl) for |xl| <= ulp(x) / 2 (see erfc_dw)."""
+    T = type(x)
+    sh, rest, q, r, inv, n = _erfc_parts32(x, xl)
+    big = _scale32(fma(r, inv, q), n)
     big = T(2) - big if x < T(0) else big
-    return small if abs(x) < T(0.5) else big
+    return sh + rest if abs(x) < T(0.5) else big
+
+
+@_jitable
+def _x_ndtr32(x):
+    """x Phi(x) = x erfc(-x/sqrt2) / 2 for float32, rounded once.
+
+    erfc's unrounded parts (_erfc_parts32) are multiplied by x as a pair;
+    for x > 1/sqrt2, x Phi(x) = x - x erfc(|t|)/2 with the subtraction
+    exact (TwoSum). -x/sqrt2 is a double-word (t, d) as in _math.ndtr.
+    """
+    T = type(x)
+    t = -x * T(0.7071067690849304)
+    d = -fma(x, T(0.7071067690849304), t) - x * T(1.210161710447897e-08)
+    d = d if abs(x) <= T(40) else T(0)
+    sh, rest, q, r, inv, n = _erfc_parts32(t, d)
+    c = r * inv
+    # x <= -1/sqrt2: x (q + c) 2^n / 2, scaled last (it may be subnormal)
+    left = _scale32(fma(x, q, x * c), n - 1)
+    # x >= 1/sqrt2: x - x (q + c) 2^(n-1), 2^(n-1) exact on q and c here
+    hs = _scale32(q, n - 1)
+    cs = _scale32(c, n - 1)
+    p = x * hs
+    pe = fma(x, hs, -p)
+    u = x - p
+    bb = u - x
+    ue = (x - (u - bb)) + (-p - bb)  # TwoSum
+    right = u + (ue - (pe + x * cs))
+    y = right if t < T(0) else left
+    y = T(0.5) * fma(x, sh, x * rest) if abs(t) < T(0.5) else y
+    y = T(0) if t > T(10.2) else y  # x -> -inf: the limit 0
+    return x if t < T(-10.2) else y  # x -> inf: x (not inf - inf)
+
+
+def x_ndtr32(x):
+    """x Phi(x) for a float32 x, rounded once (see _x_ndtr32).
+
+    The float64 overload is NaN: it exists so that dtype-generic code that
+    calls this under ``if single(x)`` also types for float64.
+    """
+    return _x_ndtr32(np.float32(x))
+
+
+@overload(x_ndtr32, jit_options=_OPTIONS)
+def _ov_x_ndtr32(x):
+    if x == types.float32:
+        return lambda x: _x_ndtr32(x)
+    if x == types.float64:
+        return lambda x: np.float64(np.nan)
 
 
 @_jitable
@@ -1021,9 +1084,9 @@ def _erfc_dw64(x, xl):
     eh = hi + lo
     el = lo - (eh - hi)
     c = _ERFC_F64
-    q = _erfc_big(y, inv, t, _pick3(p0, p1, c[0]), _pick3(p0, p1, c[1]), _pick3(p0, p1, c[2]),
-                  f, eh, el, yl, T(1) if p1 else -(inv * inv))
-    big = _scale64(q, n)
+    q, r = _erfc_big(y, inv, t, _pick3(p0, p1, c[0]), _pick3(p0, p1, c[1]), _pick3(p0, p1, c[2]),
+                     f, eh, el, yl, T(1) if p1 else -(inv * inv))
+    big = _scale64(fma(r, inv, q), n)
     big = T(2) - big if x < T(0) else big
     return small if abs(x) < T(0.5) else big
 

@@ -66,15 +66,19 @@ def _tail_factors(v, x):
 class gelu_erf:
     """x * Phi(x), with Phi from erfc on the negative side (see _math.ndtr).
 
-    float32 is evaluated in float64 (see _math.wide) and rounded once, so
-    that neither a subnormal Phi(x) nor the sum's cancellation near the root
-    of the derivative (x = -0.7518, see _math.RootPatch) costs precision.
+    The float32 forward pass multiplies x into erfc's unrounded parts
+    (_vmath.x_ndtr32); the derivative is evaluated in float64 for float32
+    (see _math.wide) and rounded once, so that neither a subnormal Phi(x)
+    nor the sum's cancellation near its root (x = -0.7518, see
+    _math.RootPatch) costs precision.
     """
 
     def forward(x):
         T = type(x)
+        if _math.single(x):  # in float32 arithmetic, rounded once (_vmath.x_ndtr32)
+            return _vmath.x_ndtr32(x)
         v = _math.wide(x)
-        if v < -37.0 and not _math.single(x):
+        if v < -37.0:
             # float64 tail, where Phi(x) is subnormal (see _tail_factors)
             q, s = _tail_factors(v, x)
             return T(-(q * (_INV_SQRT_2PI * s)) * q)
