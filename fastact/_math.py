@@ -137,7 +137,7 @@ def sigmoid_grad_e(e):
 
 @scalar_jit
 def exp_pair(x, k):
-    """e^x 2^k = eh + el for x <= 0 and 0 <= k <= 8 (see _vmath.exp_pair):
+    """e^x 2^k = eh + el for x <= 0 and 0 <= k <= 24 (see _vmath.exp_pair):
     relative error 2^-28 for float32, one rounding for float64."""
     return _vmath.exp_pair(x, k)
 

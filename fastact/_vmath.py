@@ -472,7 +472,7 @@ def expm1_wide(x):
 
 @_jitable
 def exp_pair32(x, k):
-    """e^x 2^k = eh + el for float32 x <= 0, 0 <= k <= 8, to a relative
+    """e^x 2^k = eh + el for float32 x <= 0, 0 <= k <= 24, to a relative
     error of 2^-28.
 
     The unrounded pair of _exp_pair32, normalized and scaled: for functions
@@ -482,7 +482,7 @@ def exp_pair32(x, k):
     (k > 0 keeps a multiple of e^x exact where e^x itself is subnormal).
     """
     T = type(x)
-    # e^-110 2^8 rounds to 0, and 2^n stays within the range of two factors
+    # 2^n stays within the range of two factors; below -110 the result is 0
     xc = T(-110.0) if x < T(-110.0) else x  # NaN passes and propagates
     a, rlo, n = _reduce32(xc)
     n = n + k
@@ -492,6 +492,8 @@ def exp_pair32(x, k):
     n1 = n >> 1
     s1 = float32_of((n1 + 127) << 23)
     s2 = float32_of((n - n1 + 127) << 23)
+    if x < T(-110.0):  # 0, also where the caller scales it up
+        return T(0), T(0)
     return (eh * s1) * s2, (el * s1) * s2
 
 
@@ -501,7 +503,7 @@ def _exp_scaled_pair64(x, k):
 
 
 def exp_pair(x, k):
-    """e^x 2^k = eh + el for x <= 0 and 0 <= k <= 8: the double-word pair of
+    """e^x 2^k = eh + el for x <= 0 and 0 <= k <= 24: the double-word pair of
     exp_pair32 for float32; for float64, e^x 2^k rounded, and 0."""
     if isinstance(x, np.float32):
         return exp_pair32(x, k)

@@ -74,17 +74,21 @@ class swish:
         T = type(x)
         z, ze = _math.scaled(x, beta)
         tail = z < T(-80)
-        eh, el = _math.exp_pair(T(0.5) * z if tail else -abs(z), 0)
+        # (the tail's exponential comes scaled by 2^24, see below)
+        eh, el = _math.exp_pair(T(0.5) * z if tail else -abs(z), 24 if tail else 0)
         if tail:
             # x sigma(z) = x e^z (1 + ze) to working precision, and e^z may be
             # subnormal while the result is not: x e^(z/2) as a pair, then
-            # times e^(z/2), rounded once
+            # times e^(z/2), rounded once. Each factor carries 2^24, so that
+            # the low-order terms stay normal where the result is near the
+            # subnormal range; 2^-48 is applied last.
             if eh == 0:  # the limit, not -inf * 0
                 return T(0)
             ph = x * eh
             pl = _math.two_prod_err(x, eh, ph) + x * el
             m = ph * eh
-            return _vmath.fma(ph, eh, (ph * el + pl * eh) + m * ze)
+            r = _vmath.fma(ph, eh, (ph * el + pl * eh) + m * ze)
+            return (r * T(2.0**-24)) * T(2.0**-24)
         # sigma(z + ze) = sigma(z) + ze sigma(z) sigma(-z) to first order: the
         # correction joins the low part of sigma = q + t/d, and x * sigma
         # rounds once
