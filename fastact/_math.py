@@ -26,14 +26,16 @@ def exp_sub(a, b):
     """e^(a - b) with the rounding error of a - b taken into account.
 
     The difference is split exactly (TwoSum) and its low part goes into the
-    exponential's argument reduction; an infinite or NaN difference passes
-    as it is.
+    exponential's argument reduction; a difference beyond 10^4 (also inf or
+    NaN) passes as it is.
     """
     T = type(a)
     s = a - b
     bb = s - a
     err = (a - (s - bb)) - (b + bb)
-    return _vmath.exp_dw(s, err if abs(s) < T(1e30) else T(0))
+    # beyond 10^4 e^s is 0 or inf, and err (up to ulp(s)/2) must not reach
+    # the exponential's reduction, which clamps s but not err
+    return _vmath.exp_dw(s, err if abs(s) < T(1e4) else T(0))
 
 
 @scalar_jit

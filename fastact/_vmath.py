@@ -430,15 +430,12 @@ def _expm1_wide_core(a):
 
 
 @_jitable
-def exp_wide(x):
-    """e^x in float64, for the float32 functions evaluated in float64.
+def _reduce_wide(x):
+    """x = n ln2 + a, |a| <= 0.3466, and 2^n, for exp_wide and expm1_wide.
 
-    Their results are rounded to float32 once at the end, so a relative
-    error of 2^-45 is ample (see _expm1_wide_core). The argument is clamped
-    to [-708, 709], where 2^n is one normal factor, and reduced with ln2 as
-    one float64 (its error, below 150 * 2^-54 ln2, is within that budget);
-    below -708 the result is 0 (the exact value is below 1e-307, far below
-    every float32). Relative error 2^-45 (``tests/test_vmath.py``).
+    x is clamped to [-708, 709], where 2^n is one normal factor, and ln2 is
+    one float64: its error, below 150 * 2^-54 ln2 for the arguments of
+    float32 functions, is within their budget.
     """
     T = type(x)
     xc = T(-708.0) if x < T(-708.0) else x  # NaN passes and propagates
@@ -446,28 +443,35 @@ def exp_wide(x):
     t = fma(xc, T(1.4426950408889634), T(6755399441055744.0))
     nf = t - T(6755399441055744.0)
     a = fma(-nf, T(0.6931471805599453), xc)
-    y = (_expm1_wide_core(a) + T(1)) * float64_of((bits64(t) - 0x4338000000000000 + 1023) << 52)
-    return T(0) if x < T(-708.0) else y
+    return a, float64_of((bits64(t) - 0x4338000000000000 + 1023) << 52)
+
+
+@_jitable
+def exp_wide(x):
+    """e^x in float64, for the float32 functions evaluated in float64.
+
+    Their results are rounded to float32 once at the end, so a relative
+    error of 2^-45 is ample (see _expm1_wide_core and _reduce_wide); below
+    -708 the result is 0 (the exact value is below 1e-307, far below every
+    float32). Relative error 2^-45 (``tests/test_vmath.py``).
+    """
+    T = type(x)
+    a, s = _reduce_wide(x)
+    return T(0) if x < T(-708.0) else (_expm1_wide_core(a) + T(1)) * s
 
 
 @_jitable
 def expm1_wide(x):
     """e^x - 1 in float64 for the same use, without cancellation near 0.
 
-    x = n ln2 + a as in exp_wide, e^x - 1 = 2^n p + (2^n - 1) with
-    p = e^a - 1: for |x| <= 0.3466, n = 0 and this is p itself; beyond,
-    the sum loses at most 2 bits. Relative error 2^-42 (that of the
-    polynomial, relative to e^a, over |e^a - 1| near 0.35).
+    e^x - 1 = 2^n p + (2^n - 1) with p = e^a - 1 (see exp_wide): for
+    |x| <= 0.3466, n = 0 and this is p itself; beyond, the sum loses at most
+    2 bits. Relative error 2^-42 (that of the polynomial, relative to e^a,
+    over |e^a - 1| near 0.35).
     """
     T = type(x)
-    xc = T(-708.0) if x < T(-708.0) else x  # NaN passes and propagates
-    xc = T(709.0) if xc > T(709.0) else xc
-    t = fma(xc, T(1.4426950408889634), T(6755399441055744.0))
-    nf = t - T(6755399441055744.0)
-    a = fma(-nf, T(0.6931471805599453), xc)
-    s = float64_of((bits64(t) - 0x4338000000000000 + 1023) << 52)
-    y = fma(s, _expm1_wide_core(a), s - T(1))
-    return T(-1) if x < T(-708.0) else y
+    a, s = _reduce_wide(x)
+    return T(-1) if x < T(-708.0) else fma(s, _expm1_wide_core(a), s - T(1))
 
 
 @_jitable

@@ -36,7 +36,7 @@ def _tanh_form(v, x):
     w = a + b
     bb = w - a
     wl = ((a - (w - bb)) + (b - bb)) + (al + bl)  # TwoSum error + the low parts
-    if not abs(w) < 1e300:  # inf or NaN: no low part
+    if not abs(w) < 1e4:  # e^w is 0 or inf (and wl must not reach exp_dw's reduction)
         wl = 0.0
     # Below w = -600, e^w may be subnormal while the result is not: the tail
     # forms take e^(w/2) and apply it twice.

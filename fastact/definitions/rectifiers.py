@@ -123,11 +123,15 @@ class selu:
 
 @_math.scalar_jit
 def _celu_arg(x, alpha):
-    """x / alpha = z + zl, zl its exact remainder over alpha (0 past 1e30)."""
+    """x / alpha = z + zl, zl its exact remainder over alpha.
+
+    zl = 0 beyond |z| = 10^4, where e^z is 0 or inf anyway: the exponential
+    clamps z there, and a large zl must not reach its reduction.
+    """
     T = type(x)
     z = x / alpha
     zl = _vmath.fma(-z, alpha, x) / alpha
-    return z, zl if abs(z) < T(1e30) else T(0)
+    return z, zl if abs(z) < T(1e4) else T(0)
 
 
 @elementwise(torch="F.celu")
