@@ -26,24 +26,6 @@ def _median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def _ulps32(actual: np.ndarray, exact: np.ndarray) -> float:
-    """Worst error of float32 results in units of the float32 spacing at the exact value."""
-    a = actual.astype(np.float64)
-    e = exact.astype(np.float64)
-    both_nan = np.isnan(a) & np.isnan(e)
-    same_inf = np.isinf(a) & (a == e)
-    ok = ~(both_nan | same_inf)
-    if not ok.any():
-        return 0.0
-    a, e = a[ok], e[ok]
-    if (np.isnan(a) | np.isinf(a) | np.isnan(e) | np.isinf(e)).any():
-        return float("inf")
-    # float32 spacing at |e|, subnormal spacing below the smallest normal
-    mag = np.maximum(np.abs(e), np.finfo(np.float32).tiny)
-    ulp = np.spacing(mag.astype(np.float32)).astype(np.float64)
-    return float(np.max(np.abs(a - e) / ulp))
-
-
 def _row(name, fwd_t, bwd_t, n, fwd_err, bwd_err, base_f, base_b):
     gbs_f = 8 * n / fwd_t / 1e9
     gbs_b = 12 * n / bwd_t / 1e9
@@ -58,6 +40,7 @@ def tour(log2n: int = 22, repeat: int = 5, out=sys.stdout) -> None:
 
     import fastact as fa
     from fastact._baselines import BASELINES, log_softmax, softmax, softmax_backward
+    from fastact._verify import ulp_error
 
     n = 1 << log2n
     rng = np.random.default_rng(2024)
@@ -97,8 +80,8 @@ def tour(log2n: int = 22, repeat: int = 5, out=sys.stdout) -> None:
             f.backward(g, x, out=gx, **params)
             fwd_t = _median_time(lambda: f(x, out=y, **params), repeat)
             bwd_t = _median_time(lambda: f.backward(g, x, out=gx, **params), repeat)
-            fwd_err = _ulps32(y[sample], f(xs64, **params))
-            bwd_err = _ulps32(gx[sample], f.backward(gs64, xs64, **params))
+            fwd_err = ulp_error(y[sample], f(xs64, **params))
+            bwd_err = ulp_error(gx[sample], f.backward(gs64, xs64, **params))
             exact_erf = label != "gelu" or _has_scipy()
             base_f = _median_time(lambda: bf(x), max(1, repeat // 2)) if exact_erf else None
             base_b = _median_time(lambda: g * bg(x), max(1, repeat // 2)) if exact_erf else None
@@ -117,8 +100,8 @@ def tour(log2n: int = 22, repeat: int = 5, out=sys.stdout) -> None:
             f(xb, out=yb)
             fwd_t = _median_time(lambda: f(xb, out=yb), repeat)
             bwd_t = _median_time(lambda: f.backward(gb, y=yb, out=gx.reshape(rows, cols)), repeat)
-            fwd_err = _ulps32(yb[:64], f(xbs))
-            bwd_err = _ulps32(f.backward(gb[:64], xb[:64]), f.backward(gbs, xbs))
+            fwd_err = ulp_error(yb[:64], f(xbs))
+            bwd_err = ulp_error(f.backward(gb[:64], xb[:64]), f.backward(gbs, xbs))
             base_f = _median_time(lambda: ref(xb), max(1, repeat // 2))
             ybase = ref(xb)
             if label == "softmax":
@@ -158,7 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--repeat", type=int, default=7, dest="bench_repeat", help="timed runs (median)")
     plot = commands.add_parser("plot", help="draw every function and its derivative into a PNG grid")
     plot.add_argument("--out", default="fastact.png", help="the PNG file to write (default fastact.png)")
+    from fastact._verify import add_parser as add_verify
+
+    add_verify(commands)
     args = parser.parse_args(argv)
+    if args.command == "verify":
+        from fastact._verify import run as run_verify
+
+        return run_verify(args, parser.error)
     if args.command == "plot":
         from fastact._plot import plot_all
 
