@@ -334,20 +334,23 @@ class RootPatch:
     found with mpmath at 50 digits (``tests/test_math.py`` recomputes them).
     """
 
-    def __init__(self, rh, rl, coeffs):
+    def __init__(self, rh, rl, coeffs, wide32=False):
         self.rh, self.rl = rh, rl
-        self.p32 = polynomial(coeffs[:7])
         self.p64 = polynomial(coeffs[:13])
+        # wide32: the float32 closed form is accurate only beyond 1/8 (its
+        # parts are float32 pairs, 2^-28), so float32 takes the float64 window
+        self.w32 = 0.125 if wide32 else 0.0078125
+        self.p32 = self.p64 if wide32 else polynomial(coeffs[:7])
 
     def jit(self):
-        rh, rl, p32, p64 = self.rh, self.rl, self.p32, self.p64
+        rh, rl, p32, p64, w32 = self.rh, self.rl, self.p32, self.p64, self.w32
 
         @scalar_jit
         def patch(z, zlo, y, x):
             """y, or d P(d) where z + zlo lies within the window about r."""
-            d = ((z - rh) + zlo) - rl
+            d = ((np.float64(z) - rh) + zlo) - rl
             if single(x):
-                return d * p32(d) if abs(d) <= 0.0078125 else y
+                return d * p32(d) if abs(d) <= w32 else y
             return d * p64(d) if abs(d) <= 0.125 else y
 
         return patch
@@ -370,7 +373,7 @@ gelu_root = RootPatch(-0.7517915246935645, 1.4956759177009883e-17, (
     0.4314939923140469, 0.388284982990552, -0.018199676398671087, -0.1140082332972217,
     -0.014771522148244337, 0.019421679838189067, 0.004539228379125415, -0.002239538068073497,
     -0.0007448268386746817, 0.00018633974623233514, 8.615947861116571e-05,
-    -1.121438018842664e-05, -7.74846130700372e-06)).jit()
+    -1.121438018842664e-05, -7.74846130700372e-06), wide32=True).jit()
 #: the derivative of gelu's tanh approximation
 gelu_tanh_root = RootPatch(-0.7524614220710163, 3.635560509207687e-17, (
     0.4304000910248585, 0.38751844613578895, -0.01578285352184803, -0.11394448308095899,

@@ -989,6 +989,47 @@ def _erfc_dw32(x, xl):
 
 
 @_jitable
+def _minus_x_over_sqrt2_32(x):
+    """-x/sqrt2 = t + d for float32 x (d = 0 beyond |x| = 40, where erfc is 0 or 2)."""
+    T = type(x)
+    t = -x * T(0.7071067690849304)
+    d = -fma(x, T(0.7071067690849304), t) - x * T(1.210161710447897e-08)
+    return t, d if abs(x) <= T(40) else T(0)
+
+
+@_jitable
+def _ndtr_wide32(x):
+    """Phi(x) for float32 x as a float64, relative error ~2^-28: erfc's
+    unrounded parts (_erfc_parts32) summed in float64."""
+    T = type(x)
+    t, d = _minus_x_over_sqrt2_32(x)
+    sh, rest, q, r, inv, n = _erfc_parts32(t, d)
+    big = (np.float64(q) + np.float64(r) * np.float64(inv)) * float64_of((np.int64(n) + 1023) << 52)
+    big = 2.0 - big if t < T(0) else big
+    y = np.float64(sh) + np.float64(rest) if abs(t) < T(0.5) else big
+    y = 0.0 if t > T(10.2) else y  # erfc clamps its argument there
+    y = 2.0 if t < T(-10.2) else y
+    return 0.5 * y
+
+
+def ndtr_wide32(x):
+    """Phi(x) for a float32 x, as a float64 to 2^-28 (see _ndtr_wide32).
+
+    The float64 overload is NaN: it exists so that dtype-generic code that
+    calls this under ``if single(x)`` also types for float64.
+    """
+    return _ndtr_wide32(np.float32(x))
+
+
+@overload(ndtr_wide32, jit_options=_OPTIONS)
+def _ov_ndtr_wide32(x):
+    if x == types.float32:
+        return lambda x: _ndtr_wide32(x)
+    if x == types.float64:
+        return lambda x: np.float64(np.nan)
+
+
+@_jitable
 def _x_ndtr32(x):
     """x Phi(x) = x erfc(-x/sqrt2) / 2 for float32, rounded once.
 
@@ -997,9 +1038,7 @@ def _x_ndtr32(x):
     exact (TwoSum). -x/sqrt2 is a double-word (t, d) as in _math.ndtr.
     """
     T = type(x)
-    t = -x * T(0.7071067690849304)
-    d = -fma(x, T(0.7071067690849304), t) - x * T(1.210161710447897e-08)
-    d = d if abs(x) <= T(40) else T(0)
+    t, d = _minus_x_over_sqrt2_32(x)
     sh, rest, q, r, inv, n = _erfc_parts32(t, d)
     c = r * inv
     # x <= -1/sqrt2: x (q + c) 2^n / 2, scaled last (it may be subnormal)

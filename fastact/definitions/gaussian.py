@@ -95,7 +95,9 @@ class gelu_erf:
             if q == 0:  # x = -inf: the limit 0, not inf * 0
                 return T(0)
             return T(((v * q) * (_INV_SQRT_2PI * (1.0 - s / (v * v)))) * q)
-        p = _math.ndtr(v)
+        # float32: Phi from erfc's float32 parts (2^-28; the root patch covers
+        # the cancellation within 1/8 of the root), not float64's erfc
+        p = _vmath.ndtr_wide32(x) if _math.single(x) else _math.ndtr(v)
         q = _math.gauss(v, x, 0.5)
         # |x| large (or inf): the x*phi(x) term is 0, not inf * 0
         y = p if q == 0 else p + v * (q * _INV_SQRT_2PI)
