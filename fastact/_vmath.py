@@ -263,6 +263,29 @@ def _by_dtype(name, f32, f64):
     return py
 
 
+def _float32_only(name, f32, doc):
+    """A Python function calling f32 on a float32, compiled likewise.
+
+    Its float64 overload is NaN: it exists so that dtype-generic code that
+    calls it under ``if single(x)`` also types for float64.
+    """
+
+    def py(x):
+        return f32(np.float32(x))
+
+    py.__name__ = py.__qualname__ = name
+    py.__doc__ = doc
+
+    @overload(py, jit_options=_OPTIONS)
+    def _ov(x):
+        if x == types.float32:
+            return lambda x: f32(x)
+        if x == types.float64:
+            return lambda x: np.float64(np.nan)
+
+    return py
+
+
 def _dw_by_dtype(name, f32, f64, doc):
     """As _by_dtype, for functions of a double-word argument (x, xlo) of one dtype."""
 
@@ -1012,21 +1035,8 @@ def _ndtr_wide32(x):
     return 0.5 * y
 
 
-def ndtr_wide32(x):
-    """Phi(x) for a float32 x, as a float64 to 2^-28 (see _ndtr_wide32).
-
-    The float64 overload is NaN: it exists so that dtype-generic code that
-    calls this under ``if single(x)`` also types for float64.
-    """
-    return _ndtr_wide32(np.float32(x))
-
-
-@overload(ndtr_wide32, jit_options=_OPTIONS)
-def _ov_ndtr_wide32(x):
-    if x == types.float32:
-        return lambda x: _ndtr_wide32(x)
-    if x == types.float64:
-        return lambda x: np.float64(np.nan)
+ndtr_wide32 = _float32_only("ndtr_wide32", _ndtr_wide32,
+                            """Phi(x) for a float32 x, as a float64 to 2^-28 (see _ndtr_wide32).""")
 
 
 @_jitable
@@ -1058,21 +1068,8 @@ def _x_ndtr32(x):
     return x if t < T(-10.2) else y  # x -> inf: x (not inf - inf)
 
 
-def x_ndtr32(x):
-    """x Phi(x) for a float32 x, rounded once (see _x_ndtr32).
-
-    The float64 overload is NaN: it exists so that dtype-generic code that
-    calls this under ``if single(x)`` also types for float64.
-    """
-    return _x_ndtr32(np.float32(x))
-
-
-@overload(x_ndtr32, jit_options=_OPTIONS)
-def _ov_x_ndtr32(x):
-    if x == types.float32:
-        return lambda x: _x_ndtr32(x)
-    if x == types.float64:
-        return lambda x: np.float64(np.nan)
+x_ndtr32 = _float32_only("x_ndtr32", _x_ndtr32,
+                         """x Phi(x) for a float32 x, rounded once (see _x_ndtr32).""")
 
 
 @_jitable
