@@ -60,37 +60,35 @@ _INF = math.inf
 # gets the result. ``buf`` is the block's shared float64 buffer, of at least
 # blockDim.x entries; it is free again when they return.
 
-@cuda.jit(device=True)
-def _block_sum(buf, v):
-    t = cuda.threadIdx.x
-    buf[t] = v
-    cuda.syncthreads()
-    k = cuda.blockDim.x // 2
-    while k > 0:
-        if t < k:
-            buf[t] += buf[t + k]
+def _block_reduce(combine):
+    """A block reduction with ``combine(a, b)``, a tree over shared memory."""
+
+    @cuda.jit(device=True)
+    def reduce(buf, v):
+        t = cuda.threadIdx.x
+        buf[t] = v
         cuda.syncthreads()
-        k //= 2
-    s = buf[0]
-    cuda.syncthreads()
-    return s
+        k = cuda.blockDim.x // 2
+        while k > 0:
+            if t < k:
+                buf[t] = combine(buf[t], buf[t + k])
+            cuda.syncthreads()
+            k //= 2
+        s = buf[0]
+        cuda.syncthreads()
+        return s
+
+    return reduce
 
 
 @cuda.jit(device=True)
-def _block_max(buf, v):
-    """The largest value, ignoring NaN (as _vmath.fmax): NaN reaches the output later."""
-    t = cuda.threadIdx.x
-    buf[t] = v
-    cuda.syncthreads()
-    k = cuda.blockDim.x // 2
-    while k > 0:
-        if t < k:
-            buf[t] = _vmath.fmax(buf[t], buf[t + k])
-        cuda.syncthreads()
-        k //= 2
-    s = buf[0]
-    cuda.syncthreads()
-    return s
+def _add(a, b):
+    return a + b
+
+
+_block_sum = _block_reduce(_add)
+#: The largest value, ignoring NaN (as _vmath.fmax): NaN reaches the output later.
+_block_max = _block_reduce(_vmath.fmax)
 
 
 # --- templates: elementwise ---------------------------------------------------

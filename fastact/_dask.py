@@ -280,15 +280,7 @@ def _mask(where: Any, x: da.Array, fname: str) -> da.Array | None:
     dt = _dtype(where)
     if dt != np.bool_:
         raise TypeError(f"{fname}(): where must be a boolean array, got dtype {dt}")
-    shape = _shape(where)
-    try:
-        ok = np.broadcast_shapes(shape, x.shape) == x.shape
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{fname}(): where has shape {shape}, which does not "
-                         f"broadcast to the shape {x.shape} of x")
-    return _broadcast(where, x, fname, "where", "x")
+    return _broadcast(where, x, fname, "where", "x")  # checks the shape
 
 
 def _two_pass(x: da.Array, ax: int, itemsize: int) -> bool:
