@@ -263,12 +263,16 @@ def _by_dtype(name, f32, f64):
     return py
 
 
-def _float32_only(name, f32, doc):
+def float32_only(f32, name=None, doc=None):
     """A Python function calling f32 on a float32, compiled likewise.
 
     Its float64 overload is NaN: it exists so that dtype-generic code that
-    calls it under ``if single(x)`` also types for float64.
+    calls it under ``if single(x)`` also types for float64. As a decorator
+    (no name), f32 is a plain function, compiled as every function here.
     """
+    if name is None:
+        name, doc = f32.__name__, f32.__doc__
+        f32 = _jitable(f32)
 
     def py(x):
         return f32(np.float32(x))
@@ -664,6 +668,12 @@ def _ratio(nh, nl, dh, dl):
 
 @_jitable
 def _tanh_tail(a, a2, a2lo, q, u, p):
+    q, t, inv = _tanh_tail_parts(a, a2, a2lo, q, u, p)
+    return fma(t, inv, q)
+
+
+@_jitable
+def _tanh_tail_parts(a, a2, a2lo, q, u, p):
     T = type(a)
     v = fma(a2, q, fma(a2lo, q, u))  # e^r - 1 = a + v
     vh = a + v
@@ -676,19 +686,28 @@ def _tanh_tail(a, a2, a2lo, q, u, p):
     nl = (vh - (nh - c1)) + (vl + c1lo)
     dh = c2 + vh
     dl = (vh - (dh - c2)) + (vl + c2lo)
-    return _ratio(nh, nl, dh, dl)
+    return ratio_parts(nh, nl, dh, dl)
 
 
 @_jitable
 def _tanh32(x):
-    T = type(x)
-    z = T(2) * abs(x)
+    q, r, inv = tanh_parts32(abs(x))
+    t = fma(r, inv, q)
+    # t >= 0 (+0 at 0): take x's sign bit, so that tanh(-0.0) = -0.0
+    return float32_of(bits32(t) | (bits32(x) & -0x80000000))
+
+
+@_jitable
+def tanh_parts32(y):
+    """tanh(y) = q + t * inv (see ratio_parts) for float32 y >= 0, unrounded:
+    relative error 2^-25.8, 2^-27.5 from y = 0.6 (``tests/test_vmath.py``;
+    near 0.2 the rounding of e^r - 1's polynomial dominates)."""
+    T = type(y)
+    z = T(2) * y
     z = T(20) if z > T(20) else z  # NaN passes and propagates
     a, rlo, n = _reduce32(z)
     a2, a2lo, q, u = _expm1_poly32(a, rlo)
-    t = _tanh_tail(a, a2, a2lo, q, u, float32_of((127 - n) << 23))
-    # t >= 0 (+0 at 0): take x's sign bit, so that tanh(-0.0) = -0.0
-    return float32_of(bits32(t) | (bits32(x) & -0x80000000))
+    return _tanh_tail_parts(a, a2, a2lo, q, u, float32_of((127 - n) << 23))
 
 
 @_jitable
@@ -719,6 +738,13 @@ def _tanh64(x):
 @_jitable
 def _log_tail32(f, k, tiny):
     """k ln2 + log1p(f) + tiny, for tiny below an ulp of the result."""
+    hi, lo = _log_parts32(f, k, tiny)
+    return hi + lo
+
+
+@_jitable
+def _log_parts32(f, k, tiny):
+    """_log_tail32 as the unrounded sum hi + lo."""
     T = type(f)
     kf = T(k)
     s = f / (T(2) + f)
@@ -728,10 +754,13 @@ def _log_tail32(f, k, tiny):
     hh = T(0.5) * f2
     hl = T(0.5) * fma(f, f, -f2)  # hfsq = hh + hl exactly
     kh = kf * T(0.693145751953125)
-    hi = kh + f
-    # f - (hh + hl) + s (hh + hl + r) = hi + [s (hh + r) - hh] + [s hl - hl + ...]
-    tiny = ((kf * T(1.428606765330187e-06) + tiny) + fma(s, hl, -hl)) + (f - (hi - kh))
-    return hi + (fma(s, hh + r, -hh) + tiny)
+    g = f - hh
+    gl = (f - g) - hh  # Fast2Sum: hh <= |f| / 4, so f - hh = g + gl exactly
+    hi = kh + g
+    # f - (hh + hl) + s (hh + hl + r) = hi + s (hh + r) + [s hl - hl + gl + ...]:
+    # the low part is a fiftieth of the result, and its rounding negligible
+    tiny = ((kf * T(1.428606765330187e-06) + tiny) + fma(s, hl, -hl)) + ((g - (hi - kh)) + gl)
+    return hi, fma(s, hh + r, tiny)
 
 
 @_jitable
@@ -825,6 +854,44 @@ def _log1p32(x):
     if x == T(0):
         y = x  # -0.0
     return y
+
+
+@_jitable
+def log1p_pair32(xh, xl):
+    """log1p(xh + xl) = hi + lo, unrounded, for float32 0 <= xh <= 1 and
+    |xl| below an ulp of xh (a double-word argument such as exp_pair32's).
+
+    1 + xh is summed exactly; from sqrt 2 on, (1 + xh + xl) / 2 = 1 + f + flo
+    (halving and the subtraction are exact). For log1p(e^-|x|) within one ulp
+    in float32 arithmetic (softplus): the rounding of e alone would cost up
+    to half an ulp. Relative error below 2^-26.3 (``tests/test_vmath.py``)
+    where xl is a normal number.
+    """
+    T = type(xh)
+    u = T(1) + xh
+    c = (xh - (u - T(1))) + xl  # Fast2Sum: 1 >= xh
+    big = u >= T(1.4142135381698608)
+    f = T(0.5) * u - T(1) if big else xh
+    flo = T(0.5) * c if big else xl
+    # log1p(f + flo) = log1p(f) + flo / (1 + f), the quotient by its series
+    tiny = flo * fma(f, fma(f, T(1) - f, T(-1)), T(1))
+    return _log_parts32(f, 1 if big else 0, tiny)
+
+
+def log1p_pair(xh, xl):
+    """log1p(xh + xl) as a pair: log1p_pair32 for float32; for float64
+    (where callers do not use it) log1p of the sum, and 0."""
+    if isinstance(xh, np.float32):
+        return log1p_pair32(xh, xl)
+    return _log1p64(np.float64(xh) + np.float64(xl)), 0.0
+
+
+@overload(log1p_pair, jit_options=_OPTIONS)
+def _ov_log1p_pair(xh, xl):
+    if xh == types.float32:
+        return lambda xh, xl: log1p_pair32(xh, xl)
+    if xh == types.float64:
+        return lambda xh, xl: (_log1p64(xh + xl), xh * 0.0)
 
 
 @_jitable
@@ -1035,8 +1102,8 @@ def _ndtr_wide32(x):
     return 0.5 * y
 
 
-ndtr_wide32 = _float32_only("ndtr_wide32", _ndtr_wide32,
-                            """Phi(x) for a float32 x, as a float64 to 2^-28 (see _ndtr_wide32).""")
+ndtr_wide32 = float32_only(_ndtr_wide32, "ndtr_wide32",
+                           """Phi(x) for a float32 x, as a float64 to 2^-28 (see _ndtr_wide32).""")
 
 
 @_jitable
@@ -1068,8 +1135,8 @@ def _x_ndtr32(x):
     return x if t < T(-10.2) else y  # x -> inf: x (not inf - inf)
 
 
-x_ndtr32 = _float32_only("x_ndtr32", _x_ndtr32,
-                         """x Phi(x) for a float32 x, rounded once (see _x_ndtr32).""")
+x_ndtr32 = float32_only(_x_ndtr32, "x_ndtr32",
+                        """x Phi(x) for a float32 x, rounded once (see _x_ndtr32).""")
 
 
 @_jitable

@@ -300,3 +300,42 @@ def test_wide_primitives_special_values():
     assert _vmath.exp_wide(np.inf) == np.inf or _vmath.exp_wide(np.inf) > 1e307
     assert math.isnan(_vmath.exp_wide(np.nan)) and math.isnan(_vmath.expm1_wide(np.nan))
     assert _vmath.expm1_wide(-np.inf) == -1.0 and _vmath.expm1_wide(0.0) == 0.0
+
+
+# --- the unrounded float32 pairs -------------------------------------------
+
+@njit
+def _pair_sums(kind, x):
+    out = np.empty(x.size)
+    for i in range(x.size):
+        if kind == 0:  # log1p of exp_pair's e^-|x|, as softplus uses it
+            eh, el = _vmath.exp_pair32(-abs(x[i]), 0)
+            hi, lo = _vmath.log1p_pair32(eh, el)
+            out[i] = np.float64(hi) + np.float64(lo)
+        else:
+            q, t, inv = _vmath.tanh_parts32(abs(x[i]))
+            out[i] = np.float64(q) + np.float64(t) * np.float64(inv)
+    return out
+
+
+@pytest.mark.parametrize("kind, lo, hi, bound", [
+    (0, 0.0, 80.0, 2.0**-26.3), (1, 0.0, 12.0, 2.0**-25.8), (1, 0.6, 12.0, 2.0**-27.5),
+], ids=["log1p_pair32", "tanh_parts32", "tanh_parts32-from-0.6"])
+def test_float32_pairs_against_mpmath(kind, lo, hi, bound):
+    """The pairs that let softplus and tanhshrink round once in float32
+    arithmetic: relative error of the unrounded sum (log1p of e^-|x|
+    includes the exponential's 2^-28; below e^-80 its low part is
+    subnormal, and its relative precision is that of a subnormal)."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(lo, hi, 3000), np.linspace(lo, min(hi, 1.5), 3000),
+                        np.ldexp(1.0, -np.arange(0, 40)), [0.3466, 0.6, 0.8814, 0.8817, 80.0]])
+    x32 = x[(x > 0) & (x >= lo) & (x <= hi)].astype(np.float32)
+    got = _pair_sums(kind, x32)
+    with mpmath.workdps(40):
+        if kind == 0:
+            exact = [float(mpmath.log1p(mpmath.exp(-mpmath.mpf(float(t))))) for t in x32]
+        else:
+            exact = [float(mpmath.tanh(mpmath.mpf(float(t)))) for t in x32]
+    exact = np.array(exact)
+    rel = np.abs(got - exact) / exact
+    assert rel.max() < bound, (x32[np.argmax(rel)], rel.max())

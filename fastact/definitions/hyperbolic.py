@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 from fastact import _math, _vmath
 from fastact._elementwise import elementwise
 
@@ -49,6 +51,50 @@ def _tanhshrink_series(z):
     return p
 
 
+@_vmath.float32_only
+def _tanhshrink32(x):
+    """x - tanh x for float32, in float32 arithmetic, rounded once.
+
+    Below 0.6: x^3 S(x^2) with the first 11 terms of the series (truncation
+    error 2^-30), S = 1/3 + z R(z), 1/3 held as a double-word, S and x^3
+    formed as exact pairs (Fast2Sum; fma product errors; x scaled by 2^16
+    below 2^-20, so that x^3's low part does not underflow). From 0.6:
+    |x| - tanh|x| with tanh's unrounded parts (tanh_parts32, 2^-27.5) and the
+    subtraction exact (TwoSum); the result is at least a ninth of tanh there.
+    """
+    T = type(x)
+    z = x * x
+    r = T(_TANHSHRINK_SERIES[9])
+    r = _vmath.fma(r, z, T(_TANHSHRINK_SERIES[10]))
+    r = _vmath.fma(r, z, T(_TANHSHRINK_SERIES[11]))
+    r = _vmath.fma(r, z, T(_TANHSHRINK_SERIES[12]))
+    r = _vmath.fma(r, z, T(_TANHSHRINK_SERIES[13]))
+    r = _vmath.fma(r, z, T(_TANHSHRINK_SERIES[14]))
+    r = _vmath.fma(r, z, T(_TANHSHRINK_SERIES[15]))
+    r = _vmath.fma(r, z, T(_TANHSHRINK_SERIES[16]))
+    r = _vmath.fma(r, z, T(_TANHSHRINK_SERIES[17]))
+    r = _vmath.fma(r, z, T(_TANHSHRINK_SERIES[18])) * z
+    sh = T(0.3333333432674408) + r  # Fast2Sum: |r| < 0.05
+    sl = (r - (sh - T(0.3333333432674408))) + T(-9.934107462565104e-09)
+    # x^3 = ph + pl, from x scaled by 2^16 below 2^-20: pl stays normal
+    small = abs(x) < T(2.0**-20)
+    xs = x * T(65536.0) if small else x
+    zs = xs * xs
+    ph = xs * zs
+    pl = _vmath.fma(xs, zs, -ph) + xs * _vmath.fma(xs, xs, -zs)
+    series = _vmath.fma(ph, sh, ph * sl + pl * sh)
+    series = series * T(2.0**-48) if small else series
+    a = abs(x)
+    q, t, inv = _vmath.tanh_parts32(a)
+    u = a - q
+    bb = u - a
+    ue = (a - (u - bb)) + (-q - bb)  # TwoSum
+    y = u + (ue - t * inv)
+    y = a if a == T(np.inf) else y  # not inf - inf
+    y = -y if x < 0 else y
+    return series if a < T(0.6) else y
+
+
 @elementwise(torch="torch.tanh")
 class tanh:
     """Hyperbolic tangent.
@@ -91,6 +137,8 @@ class tanhshrink:
 
     def forward(x):
         T = type(x)
+        if _math.single(x):
+            return _tanhshrink32(x)
         v = _math.wide(x)
         # The series below 0.6, where its truncation error is below 2^-54
         # and the subtraction would lose 2-4 bits.
