@@ -99,7 +99,10 @@ class swish:
     def grad(x, beta=1.0):
         T = type(x)
         v = _math.wide(x)
-        z, ze = _math.scaled(v, _math.wide(beta))
+        if _math.single(x):  # the float64 product of two float32 is exact
+            z, ze = v * _math.wide(beta), 0.0
+        else:
+            z, ze = _math.scaled(v, _math.wide(beta))
         tail = z < -80.0
         e = _math.wexp(0.5 * z if tail else -abs(z), x)
         if tail:  # sigma(z) + z sigma(z) sigma(-z) = e^z (1 + z) to working precision
