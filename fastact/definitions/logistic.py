@@ -50,6 +50,43 @@ class logsigmoid:
         return _math.sigmoid(-x)
 
 
+@_math.scalar_jit
+def _swish_value(x, z, ze, inexact):
+    """x sigma(z + ze) for z = beta x rounded, ze its rounding error (used
+    only where inexact is true, a constant of the caller).
+
+    One exponential per element: e = e^-|z| as a double-word pair (see
+    _math.sigmoid_parts); below z = -80 it is e^(z/2) instead, for the tail.
+    """
+    T = type(x)
+    tail = z < T(-80)
+    # (the tail's exponential comes scaled by 2^24, see below)
+    eh, el = _math.exp_pair(T(0.5) * z if tail else -abs(z), 24 if tail else 0)
+    if tail:
+        # x sigma(z) = x e^z (1 + ze) to working precision, and e^z may be
+        # subnormal while the result is not: x e^(z/2) as a pair, then
+        # times e^(z/2), rounded once. Each factor carries 2^24, so that
+        # the low-order terms stay normal where the result is near the
+        # subnormal range; 2^-48 is applied last.
+        if eh == 0:  # the limit, not -inf * 0
+            return T(0)
+        ph = x * eh
+        pl = _math.two_prod_err(x, eh, ph) + x * el
+        lo = ph * el + pl * eh
+        if inexact:
+            lo = lo + (ph * eh) * ze
+        r = _vmath.fma(ph, eh, lo)
+        return (r * T(2.0**-24)) * T(2.0**-24)
+    # sigma(z + ze) = sigma(z) + ze sigma(z) sigma(-z) to first order: the
+    # correction joins the low part of sigma = q + t/d, and x * sigma
+    # rounds once
+    q, t, inv, eh, el, dh, dl = _math.logistic_parts(z, eh, el)
+    c = t * inv
+    if inexact:
+        c = c + ze * (q * (T(1) - q))
+    return _vmath.fma(x, q, x * c if c != 0 else T(0))  # x = inf: not inf * 0
+
+
 @elementwise()
 class swish:
     """Swish with a slope parameter.
@@ -72,29 +109,10 @@ class swish:
 
     def forward(x, beta=1.0):
         T = type(x)
+        if beta == 1:  # silu: z = x exactly (no correction terms)
+            return _swish_value(x, x, T(0), False)
         z, ze = _math.scaled(x, beta)
-        tail = z < T(-80)
-        # (the tail's exponential comes scaled by 2^24, see below)
-        eh, el = _math.exp_pair(T(0.5) * z if tail else -abs(z), 24 if tail else 0)
-        if tail:
-            # x sigma(z) = x e^z (1 + ze) to working precision, and e^z may be
-            # subnormal while the result is not: x e^(z/2) as a pair, then
-            # times e^(z/2), rounded once. Each factor carries 2^24, so that
-            # the low-order terms stay normal where the result is near the
-            # subnormal range; 2^-48 is applied last.
-            if eh == 0:  # the limit, not -inf * 0
-                return T(0)
-            ph = x * eh
-            pl = _math.two_prod_err(x, eh, ph) + x * el
-            m = ph * eh
-            r = _vmath.fma(ph, eh, (ph * el + pl * eh) + m * ze)
-            return (r * T(2.0**-24)) * T(2.0**-24)
-        # sigma(z + ze) = sigma(z) + ze sigma(z) sigma(-z) to first order: the
-        # correction joins the low part of sigma = q + t/d, and x * sigma
-        # rounds once
-        q, t, inv, eh, el, dh, dl = _math.logistic_parts(z, eh, el)
-        c = t * inv + ze * (q * (T(1) - q))
-        return _vmath.fma(x, q, x * c if c != 0 else T(0))  # x = inf: not inf * 0
+        return _swish_value(x, z, ze, True)
 
     def grad(x, beta=1.0):
         T = type(x)
