@@ -117,11 +117,14 @@ class swish:
     def grad(x, beta=1.0):
         T = type(x)
         v = _math.wide(x)
-        if _math.single(x):  # the float64 product of two float32 is exact
-            z, ze = v * _math.wide(beta), 0.0
+        if _math.single(x):
+            # the float64 product of two float32 is exact, and e^-|z| is a
+            # normal float64 down to z = -708, below which the result rounds
+            # to 0: no tail form
+            z, ze, tail = v * _math.wide(beta), 0.0, False
         else:
             z, ze = _math.scaled(v, _math.wide(beta))
-        tail = z < -80.0
+            tail = z < -80.0
         e = _math.wexp(0.5 * z if tail else -abs(z), x)
         if tail:  # sigma(z) + z sigma(z) sigma(-z) = e^z (1 + z) to working precision
             return T((e * (1.0 + z)) * (e * (1.0 + ze)) if e != 0 else 0.0)
@@ -134,7 +137,7 @@ class swish:
         if z >= 0:
             n = 1.0 + e * ((1.0 + z) + ze) if e != 0 else 1.0  # z = inf: not inf * 0
         else:
-            n = e * (((1.0 + z) + ze) + e)
+            n = e * (((1.0 + z) + ze) + e) if e != 0 else 0.0  # z = -inf: not inf * 0
         return T(_math.silu_root(z, ze, n / (d * d), x))
 
 
