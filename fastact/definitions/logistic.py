@@ -207,29 +207,36 @@ class mish:
     array([-0.30340146,  0.86509839])
     """
 
+    # float32 in float64 (see _math.wide), where e^x stays normal down to
+    # -708 (the result rounds to 0 below): the tail forms are float64's.
+
     def forward(x):
         T = type(x)
         v = _math.wide(x)
-        tail = v < -80.0
+        tail = v < -80.0 and not _math.single(x)
         n = _math.wexp(0.5 * v if tail else v, x)  # one exponential per element
         if v > 20.0:
             return x
+        if n == 0:  # the limit 0, not -inf * 0
+            return T(0)
         if tail:
             # the factor is e^x to working precision and may be subnormal while
             # x e^x is not: form x e^(x/2) first, then * e^(x/2)
-            return T((v * n) * n if n != 0 else 0.0)  # n = 0: the limit, not -inf * 0
+            return T((v * n) * n)
         p = n * (n + 2.0)
         return T(v * (p / (p + 2.0)))
 
     def grad(x):
         T = type(x)
         v = _math.wide(x)
-        tail = v < -80.0
+        tail = v < -80.0 and not _math.single(x)
         n = _math.wexp(0.5 * v if tail else v, x)
         if v > 20.0:
             return T(1)
+        if n == 0:  # the limit 0, not -inf * 0
+            return T(0)
         if tail:  # t + x sech^2 sigma = e^x (1 + x) to working precision
-            return T((n * (1.0 + v)) * n if n != 0 else 0.0)
+            return T((n * (1.0 + v)) * n)
         p = n * (n + 2.0)
         q = p + 2.0
         # sech^2(sp) * sigma(x) = 4 (1+n)^2 / q^2 * n / (1+n) = 4 n (1+n) / q^2;
