@@ -5,12 +5,14 @@ backward with ``out=``) and the softmax family on rows of 64 and 1024, one run
 measures fastact's GB/s (bytes read + written), its share of the measured
 parallel copy bandwidth, and its speed-up over the plain NumPy expression
 and, when they are installed, PyTorch on the CPU with the same number of
-threads and numexpr. Medians of repeated runs, all in one process.
+threads and numexpr. Medians of repeated runs, all in one process; fastact's
+calls and their peers' are timed in turns.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 
@@ -20,6 +22,24 @@ from fastact._cli import _median_time
 def _median(fn, repeat: int) -> float:
     fn()  # warm up: compile or load from the cache
     return _median_time(fn, repeat)
+
+
+def _medians(fns, repeat: int) -> list:
+    """Median times of fastact's call and its peers' (None: no peer), timed
+    in turns: on a shared machine throughput drifts by tens of percent
+    over seconds, and each ratio must compare calls made under the same
+    conditions."""
+    for fn in fns:
+        if fn is not None:
+            fn()  # warm up: compile or load from the cache
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, ts in zip(fns, times):
+            if fn is not None:
+                t = time.perf_counter()
+                fn()
+                ts.append(time.perf_counter() - t)
+    return [float(np.median(ts)) if ts else None for ts in times]
 
 
 def _copy_kernel():
@@ -143,43 +163,44 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
     with np.errstate(all="ignore"):
         for f in fa.ELEMENTWISE:
             bf, bg, params = BASELINES[f.name]
-            t = _median(lambda: f(x, out=y, **params), repeat)
-            t_np = _median(lambda: bf(x), quick) if f.name != "gelu" or _has_scipy() else None
-            t_torch = None
-            if torch is not None and ops[f.name][1] is not None:
-                t_torch = _median(lambda: ops[f.name][1](tx, ty), repeat)
-            t_ne = None
-            if ne is not None and f.name in _NUMEXPR:
-                expr = _NUMEXPR[f.name]
-                t_ne = _median(lambda: ne.evaluate(expr, local_dict={"x": x}, out=y), repeat)
+            exact_np = f.name != "gelu" or _has_scipy()
+            t_np = _median(lambda: bf(x), quick) if exact_np else None
+            has_torch = torch is not None and ops[f.name][1] is not None
+            t, t_torch, t_ne = _medians([
+                lambda: f(x, out=y, **params),
+                (lambda: ops[f.name][1](tx, ty)) if has_torch else None,
+                (lambda: ne.evaluate(_NUMEXPR[f.name], local_dict={"x": x}, out=y))
+                if ne is not None and f.name in _NUMEXPR else None,
+            ], repeat)
             emit(f"{f.name}", t, 8 * n, t_np, t_torch, t_ne)
-            t = _median(lambda: f(x, **params), repeat)
-            t_torch = _median(lambda: ops[f.name][0](tx), repeat) if torch is not None else None
+            t, t_torch = _medians([lambda: f(x, **params),
+                                   (lambda: ops[f.name][0](tx)) if torch is not None else None], repeat)
             emit(f"{f.name} alloc", t, 8 * n, t_np, t_torch)
-            t = _median(lambda: f.backward(g, x, out=y, **params), repeat)
-            t_np = _median(lambda: g * bg(x), quick) if f.name != "gelu" or _has_scipy() else None
-            t_torch = None
+            t_np = _median(lambda: g * bg(x), quick) if exact_np else None
+            torch_bwd = None
             if torch is not None:
                 tx.requires_grad_(False)
-                t_torch = _torch_backward(torch, f.name, tg, tx, repeat)
+                torch_bwd = _torch_backward(torch, f.name, tg, tx)
+            t, t_torch = _medians([lambda: f.backward(g, x, out=y, **params), torch_bwd], repeat)
             emit(f"{f.name} backward", t, 12 * n, t_np, t_torch)
         for cols in (64, 1024):
             xb, gb, yb = x.reshape(-1, cols), g.reshape(-1, cols), y.reshape(-1, cols)
             for name, fn, ref in (("softmax", fa.softmax, softmax), ("log_softmax", fa.log_softmax, log_softmax)):
-                t = _median(lambda: fn(xb, out=yb), repeat)
                 t_np = _median(lambda: ref(xb), quick)
-                t_torch = None
+                peer = None
                 if torch is not None:
                     tf = getattr(torch, name)
-                    t_torch = _median(lambda: tf(torch.from_numpy(xb), -1, out=torch.from_numpy(yb)), repeat)
+                    txb, tyb = torch.from_numpy(xb), torch.from_numpy(yb)
+                    peer = lambda: tf(txb, -1, out=tyb)  # noqa: E731
+                t, t_torch = _medians([lambda: fn(xb, out=yb), peer], repeat)
                 emit(f"{name} rows of {cols}", t, 8 * n, t_np, t_torch)
             sb = fa.softmax(xb)
-            t = _median(lambda: fa.softmax.backward(gb, y=sb, out=yb), repeat)
             t_np = _median(lambda: softmax_backward(gb, sb), quick)
-            t_torch = None
+            peer = None
             if torch is not None:
                 tsb, tgb = torch.from_numpy(sb), torch.from_numpy(gb)
-                t_torch = _median(lambda: torch._softmax_backward_data(tgb, tsb, -1, tsb.dtype), repeat)
+                peer = lambda: torch._softmax_backward_data(tgb, tsb, -1, tsb.dtype)  # noqa: E731
+            t, t_torch = _medians([lambda: fa.softmax.backward(gb, y=sb, out=yb), peer], repeat)
             emit(f"softmax backward rows {cols}", t, 12 * n, t_np, t_torch)
 
     small = x[:1000].copy()
@@ -220,8 +241,8 @@ def _import_cost() -> float:
     return sorted(runs)[1]
 
 
-def _torch_backward(torch, name, tg, tx, repeat):
-    """PyTorch's own backward kernel for the op, where it exposes one."""
+def _torch_backward(torch, name, tg, tx):
+    """A call of PyTorch's own backward kernel for the op, where it exposes one."""
     ops = torch.ops.aten
     calls = {
         "sigmoid": lambda: ops.sigmoid_backward(tg, torch.sigmoid(tx)),
@@ -244,8 +265,8 @@ def _torch_backward(torch, name, tg, tx, repeat):
     if name in ("sigmoid", "tanh"):  # backward from the saved output: time only that
         y = torch.sigmoid(tx) if name == "sigmoid" else torch.tanh(tx)
         f = ops.sigmoid_backward if name == "sigmoid" else ops.tanh_backward
-        return _median(lambda: f(tg, y), repeat)
-    return _median(calls[name], repeat)
+        return lambda: f(tg, y)
+    return calls[name]
 
 
 def _has_scipy() -> bool:

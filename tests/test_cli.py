@@ -35,3 +35,21 @@ def test_tour_runs_every_function():
 def test_tour_rejects_bad_arguments():
     r = subprocess.run([sys.executable, "-m", "fastact", "--log2n", "99"], capture_output=True, text=True)
     assert r.returncode == 2 and "--log2n" in r.stderr
+
+
+def test_bench_runs_on_a_small_array():
+    """``python -m fastact bench``: a row per op with its ratios, and the summary."""
+    import io
+
+    from fastact import _bench
+
+    out = io.StringIO()
+    rows = _bench.bench(log2n=10, repeat=1, out=out)
+    text = out.getvalue()
+    ops = {r["op"] for r in rows}
+    for f in fa.ELEMENTWISE:
+        assert {f.name, f"{f.name} alloc", f"{f.name} backward"} <= ops
+    assert {"softmax rows of 64", "log_softmax rows of 1024", "softmax backward rows 1024"} <= ops
+    for r in rows:  # (gelu's NumPy peer needs SciPy's erf, which the test extras lack)
+        assert r["gbs"] > 0 and (r["numpy"] is None and r["op"].startswith("gelu") or r["numpy"] > 0), r
+    assert "elementwise ops at >= 80% of copy bandwidth" in text and "import fastact after import numba" in text
