@@ -341,6 +341,29 @@ def polynomial(coeffs):
     return scalar_jit(scope["p"])
 
 
+# Q(y) = Phi(-y) = e^(-y^2/2) t P(t), t = 1/(1 + y/4), for float32 arguments
+# evaluated in float64: P of degree 11 on 0 <= y <= 16 (t in [1/5, 1]) for
+# the relative error of Q (e^(y^2/2) Q(y) is Mills' ratio over sqrt(2 pi),
+# smooth in t), fitted by Lawson's iteration (least squares reweighted
+# toward the minimax) on 3000 Chebyshev nodes with mpmath values; relative
+# error 2^-31.9 (``tests/test_math.py``).
+_MILLS_T = polynomial((
+    0.09973411131772096, 0.0997726332067905, 0.09309290555890459, 0.08360291261607075,
+    0.05350070093270565, 0.06770061167643814, -0.010958587809653898, 0.021677672783495444,
+    0.03442584533305906, -0.07938362468970647, 0.04563329477957561, -0.00879847583197035))
+
+
+@scalar_jit
+def normal_tail_wide(y):
+    """Phi(-y) and e^(-y^2/2) for a float64 y >= 0 holding a float32, to
+    2^-31 (see _MILLS_T): the gelu of float32 evaluated in float64 (y^2 is
+    exact there). Beyond 16 the result is below 1e-57, t is held at 1/5 and
+    the value is approximate (it underflows every float32 result)."""
+    e = _vmath.exp_wide(-0.5 * (y * y))
+    t = 1.0 / (1.0 + 0.25 * (y if y < 16.0 else 16.0))
+    return e * (t * _MILLS_T(t)), e
+
+
 class RootPatch:
     """A derivative near an interior root r: f(r + d) = d P(d).
 
@@ -351,18 +374,19 @@ class RootPatch:
     as the double-word rh + rl) and P is the Taylor polynomial of f(r+d)/d
     about 0: its terms do not cancel. The windows keep the closed form's
     error below 1e-13 (relative) outside; the polynomial's truncation error
-    within is below 2^-54: 7 terms on |d| <= 2^-7 for float32, 13 on
-    |d| <= 1/8 for float64. Coefficients: Taylor coefficients at the root,
+    within is below 2^-54: 7 terms on |d| <= 2^-7 for float32 (gelu': 9
+    terms on 1/32, where its float32 closed form, from a Phi accurate to
+    2^-31, is within 2^-27), 13 on |d| <= 1/8 for float64. Coefficients: Taylor coefficients at the root,
     found with mpmath at 50 digits (``tests/test_math.py`` recomputes them).
     """
 
-    def __init__(self, rh, rl, coeffs, wide32=False):
+    def __init__(self, rh, rl, coeffs, w32=0.0078125, terms32=7):
         self.rh, self.rl = rh, rl
         self.p64 = polynomial(coeffs[:13])
-        # wide32: the float32 closed form is accurate only beyond 1/8 (its
-        # parts are float32 pairs, 2^-28), so float32 takes the float64 window
-        self.w32 = 0.125 if wide32 else 0.0078125
-        self.p32 = self.p64 if wide32 else polynomial(coeffs[:7])
+        # a wider float32 window (w32) where the float32 closed form is less
+        # accurate, with the terms it needs
+        self.w32 = w32
+        self.p32 = polynomial(coeffs[:terms32])
 
     def jit(self):
         rh, rl, p32, p64, w32 = self.rh, self.rl, self.p32, self.p64, self.w32
@@ -395,7 +419,7 @@ gelu_root = RootPatch(-0.7517915246935645, 1.4956759177009883e-17, (
     0.4314939923140469, 0.388284982990552, -0.018199676398671087, -0.1140082332972217,
     -0.014771522148244337, 0.019421679838189067, 0.004539228379125415, -0.002239538068073497,
     -0.0007448268386746817, 0.00018633974623233514, 8.615947861116571e-05,
-    -1.121438018842664e-05, -7.74846130700372e-06), wide32=True).jit()
+    -1.121438018842664e-05, -7.74846130700372e-06), w32=0.03125, terms32=9).jit()
 #: the derivative of gelu's tanh approximation
 gelu_tanh_root = RootPatch(-0.7524614220710163, 3.635560509207687e-17, (
     0.4304000910248585, 0.38751844613578895, -0.01578285352184803, -0.11394448308095899,

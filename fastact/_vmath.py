@@ -1079,67 +1079,6 @@ def _erfc_dw32(x, xl):
 
 
 @_jitable
-def _minus_x_over_sqrt2_32(x):
-    """-x/sqrt2 = t + d for float32 x (d = 0 beyond |x| = 40, where erfc is 0 or 2)."""
-    T = type(x)
-    t = -x * T(0.7071067690849304)
-    d = -fma(x, T(0.7071067690849304), t) - x * T(1.210161710447897e-08)
-    return t, d if abs(x) <= T(40) else T(0)
-
-
-@_jitable
-def _ndtr_wide32(x):
-    """Phi(x) for float32 x as a float64, relative error ~2^-28: erfc's
-    unrounded parts (_erfc_parts32) summed in float64."""
-    T = type(x)
-    t, d = _minus_x_over_sqrt2_32(x)
-    sh, rest, q, r, inv, n = _erfc_parts32(t, d)
-    big = (np.float64(q) + np.float64(r) * np.float64(inv)) * float64_of((np.int64(n) + 1023) << 52)
-    big = 2.0 - big if t < T(0) else big
-    y = np.float64(sh) + np.float64(rest) if abs(t) < T(0.5) else big
-    y = 0.0 if t > T(10.2) else y  # erfc clamps its argument there
-    y = 2.0 if t < T(-10.2) else y
-    return 0.5 * y
-
-
-ndtr_wide32 = float32_only(_ndtr_wide32, "ndtr_wide32",
-                           """Phi(x) for a float32 x, as a float64 to 2^-28 (see _ndtr_wide32).""")
-
-
-@_jitable
-def _x_ndtr32(x):
-    """x Phi(x) = x erfc(-x/sqrt2) / 2 for float32, rounded once.
-
-    erfc's unrounded parts (_erfc_parts32) are multiplied by x as a pair;
-    for x > 1/sqrt2, x Phi(x) = x - x erfc(|t|)/2 with the subtraction
-    exact (TwoSum). -x/sqrt2 is a double-word (t, d) as in _math.ndtr.
-    """
-    T = type(x)
-    t, d = _minus_x_over_sqrt2_32(x)
-    sh, rest, q, r, inv, n = _erfc_parts32(t, d)
-    c = r * inv
-    # x <= -1/sqrt2: x (q + c) 2^n / 2, scaled last (it may be subnormal)
-    left = _scale32(fma(x, q, x * c), n - 1)
-    # x >= 1/sqrt2: x - x (q + c) 2^(n-1), 2^(n-1) exact on q and c here
-    hs = _scale32(q, n - 1)
-    cs = _scale32(c, n - 1)
-    p = x * hs
-    pe = fma(x, hs, -p)
-    u = x - p
-    bb = u - x
-    ue = (x - (u - bb)) + (-p - bb)  # TwoSum
-    right = u + (ue - (pe + x * cs))
-    y = right if t < T(0) else left
-    y = T(0.5) * fma(x, sh, x * rest) if abs(t) < T(0.5) else y
-    y = T(0) if t > T(10.2) else y  # x -> -inf: the limit 0
-    return x if t < T(-10.2) else y  # x -> inf: x (not inf - inf)
-
-
-x_ndtr32 = float32_only(_x_ndtr32, "x_ndtr32",
-                        """x Phi(x) for a float32 x, rounded once (see _x_ndtr32).""")
-
-
-@_jitable
 def _erfc32(x):
     return _erfc_dw32(x, type(x)(0))
 

@@ -66,18 +66,22 @@ def _tail_factors(v, x):
 class gelu_erf:
     """x * Phi(x), with Phi from erfc on the negative side (see _math.ndtr).
 
-    The float32 forward pass multiplies x into erfc's unrounded parts
-    (_vmath.x_ndtr32); the derivative is evaluated in float64 for float32
-    (see _math.wide) and rounded once, so that neither a subnormal Phi(x)
-    nor the sum's cancellation near its root (x = -0.7518, see
-    _math.RootPatch) costs precision.
+    float32 is evaluated in float64 (see _math.wide) and rounded once, with
+    Phi(-|x|) and phi(x) from one exponential and a polynomial in
+    1/(1 + |x|/4) (_math.normal_tail_wide), so that neither a subnormal
+    Phi(x) nor the derivative's cancellation near its root (x = -0.7518,
+    see _math.RootPatch) costs precision.
     """
 
     def forward(x):
         T = type(x)
-        if _math.single(x):  # in float32 arithmetic, rounded once (_vmath.x_ndtr32)
-            return _vmath.x_ndtr32(x)
         v = _math.wide(x)
+        if _math.single(x):
+            # x Phi(-|x|) (x <= 0) or x - x Phi(-|x|) in float64, rounded once
+            q, e = _math.normal_tail_wide(abs(v))
+            if q == 0:  # the limits x (x -> inf) and 0, not inf * 0
+                return x if x > 0 else T(0)
+            return T(v * q if v <= 0 else v - v * q)
         if v < -37.0:
             # float64 tail, where Phi(x) is subnormal (see _tail_factors)
             q, s = _tail_factors(v, x)
@@ -95,10 +99,15 @@ class gelu_erf:
             if q == 0:  # x = -inf: the limit 0, not inf * 0
                 return T(0)
             return T(((v * q) * (_INV_SQRT_2PI * (1.0 - s / (v * v)))) * q)
-        # float32: Phi from erfc's float32 parts (2^-28; the root patch covers
-        # the cancellation within 1/8 of the root), not float64's erfc
-        p = _vmath.ndtr_wide32(x) if _math.single(x) else _math.ndtr(v)
-        q = _math.gauss(v, x, 0.5)
+        if _math.single(x):
+            # Phi and phi from one exponential (normal_tail_wide, 2^-31); the
+            # root patch covers the sum's cancellation within 1/8 of the root
+            t, e = _math.normal_tail_wide(abs(v))
+            p = t if v < 0 else 1.0 - t
+            q = e
+        else:
+            p = _math.ndtr(v)
+            q = _math.gauss(v, x, 0.5)
         # |x| large (or inf): the x*phi(x) term is 0, not inf * 0
         y = p if q == 0 else p + v * (q * _INV_SQRT_2PI)
         return T(_math.gelu_root(v, 0.0, y, x))
