@@ -129,6 +129,11 @@ class hardswish:
             return T(0)
         if x >= T(3):
             return x
+        if _math.single(x):
+            # in float64, x (x + 3) is exact (24 by 26 bits) and the quotient
+            # by 6 is within 2^-53, rounded to float32 once (also subnormal)
+            v = _math.wide(x)
+            return T((v * (v + 3.0)) * (1.0 / 6.0))
         if abs(x) < T(2.0**-60):  # x/2 + x^2/6 = x/2 rounded, also where subnormal
             return x * T(0.5)
         # x (x + 3) as an exact pair, times 1/6 as a double-word: one rounding
@@ -143,6 +148,9 @@ class hardswish:
             return T(0)
         if x >= T(3):
             return T(1)
+        if _math.single(x):  # 2x + 3 exact in float64, then as above
+            v = _math.wide(x)
+            return T((v + v + 3.0) * (1.0 / 6.0))
         sh, sl = _plus3(x + x)  # not x/3 + 1/2, which cancels near x = -1.5
         return _sixth(sh, sl)
 
