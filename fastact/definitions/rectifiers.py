@@ -153,6 +153,8 @@ class celu:
     def forward(x, alpha=1.0):
         if x > 0:
             return x
+        if alpha == 1:  # elu: z = x exactly (the loop is unswitched on alpha)
+            return _math.expm1(x)
         z, zl = _celu_arg(x, alpha)
         em = _math.expm1(z)
         y = em + (em + type(x)(1)) * zl
@@ -162,6 +164,8 @@ class celu:
         T = type(x)
         if x > 0:
             return T(1)
+        if alpha == 1:
+            return _math.exp(x)
         z, zl = _celu_arg(x, alpha)
         return _vmath.exp_dw(z, zl)
 
