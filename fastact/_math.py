@@ -372,15 +372,16 @@ class RootPatch:
     inputs nearest r (3e-9 to 1e-8 from it in float32). Within the window,
     d = (z - rh) - rl is formed exactly (z - rh by Sterbenz's lemma, r held
     as the double-word rh + rl) and P is the Taylor polynomial of f(r+d)/d
-    about 0: its terms do not cancel. The windows keep the closed form's
-    error below 1e-13 (relative) outside; the polynomial's truncation error
-    within is below 2^-54: 7 terms on |d| <= 2^-7 for float32 (gelu': 9
-    terms on 1/32, where its float32 closed form, from a Phi accurate to
-    2^-31, is within 2^-27), 13 on |d| <= 1/8 for float64. Coefficients: Taylor coefficients at the root,
+    about 0: its terms do not cancel. float64: 13 terms on |d| <= 1/8,
+    outside which the closed form is within 1e-13 (relative), and the
+    truncation error within below 2^-54. float32 (evaluated in float64 and
+    rounded once): 3 terms on |d| <= 2^-10, outside which the closed forms
+    are within 2^-35, truncation error below 2^-31 (gelu': 6 terms on 1/32,
+    where its closed form, from a Phi accurate to 2^-31, is within 2^-27). Coefficients: Taylor coefficients at the root,
     found with mpmath at 50 digits (``tests/test_math.py`` recomputes them).
     """
 
-    def __init__(self, rh, rl, coeffs, w32=0.0078125, terms32=7):
+    def __init__(self, rh, rl, coeffs, w32=2.0**-10, terms32=3):
         self.rh, self.rl = rh, rl
         self.p64 = polynomial(coeffs[:13])
         # a wider float32 window (w32) where the float32 closed form is less
@@ -419,7 +420,7 @@ gelu_root = RootPatch(-0.7517915246935645, 1.4956759177009883e-17, (
     0.4314939923140469, 0.388284982990552, -0.018199676398671087, -0.1140082332972217,
     -0.014771522148244337, 0.019421679838189067, 0.004539228379125415, -0.002239538068073497,
     -0.0007448268386746817, 0.00018633974623233514, 8.615947861116571e-05,
-    -1.121438018842664e-05, -7.74846130700372e-06), w32=0.03125, terms32=9).jit()
+    -1.121438018842664e-05, -7.74846130700372e-06), w32=0.03125, terms32=6).jit()
 #: the derivative of gelu's tanh approximation
 gelu_tanh_root = RootPatch(-0.7524614220710163, 3.635560509207687e-17, (
     0.4304000910248585, 0.38751844613578895, -0.01578285352184803, -0.11394448308095899,
