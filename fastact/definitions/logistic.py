@@ -184,6 +184,8 @@ class softplus:
         z = beta * x
         if z > threshold:
             return T(1)
+        if beta == 1:  # z exact (the loop is unswitched on beta)
+            return _math.sigmoid(x)
         return _math.sigmoid_scaled(x, beta)
 
     def check(fname, beta, threshold):
