@@ -109,6 +109,12 @@ class swish:
 
     def forward(x, beta=1.0):
         T = type(x)
+        if _math.single(x):
+            v = _math.wide(x)
+            z = v * _math.wide(beta)
+            e = _math.wexp(-abs(z), x)
+            s = (1.0 if z >= 0 else e) / (1.0 + e)
+            return T(v * s) if s != 0 else T(0)
         if beta == 1:  # silu: z = x exactly (no correction terms)
             return _swish_value(x, x, T(0), False)
         z, ze = _math.scaled(x, beta)
