@@ -171,6 +171,11 @@ def logistic_parts(x, eh, el):
 @scalar_jit
 def sigmoid(x):
     """1 / (1 + e^-x), without overflow (see sigmoid_parts)."""
+    if single(x):
+        T = type(x)
+        v = wide(x)
+        e = _vmath.exp_wide(-abs(v))
+        return T((1.0 if v >= 0 else e) / (1.0 + e))
     q, t, inv, eh, el, dh, dl = sigmoid_parts(x)
     return _vmath.fma(t, inv, q)
 
@@ -202,6 +207,11 @@ def logistic_grad(eh, el, dh, dl):
 @scalar_jit
 def sigmoid_grad(x):
     """sigma(x) sigma(-x) (see logistic_grad)."""
+    if single(x):
+        T = type(x)
+        e = _vmath.exp_wide(-abs(wide(x)))
+        d = 1.0 + e
+        return T(e / (d * d))
     q, t, inv, eh, el, dh, dl = sigmoid_parts(x)
     return logistic_grad(eh, el, dh, dl)
 
