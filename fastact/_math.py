@@ -174,7 +174,7 @@ def sigmoid(x):
     if single(x):
         T = type(x)
         v = wide(x)
-        e = _vmath.exp_wide(-abs(v))
+        e = _vmath.exp_lean(-abs(v))
         return T((1.0 if v >= 0 else e) / (1.0 + e))
     q, t, inv, eh, el, dh, dl = sigmoid_parts(x)
     return _vmath.fma(t, inv, q)
@@ -209,7 +209,7 @@ def sigmoid_grad(x):
     """sigma(x) sigma(-x) (see logistic_grad)."""
     if single(x):
         T = type(x)
-        e = _vmath.exp_wide(-abs(wide(x)))
+        e = _vmath.exp_lean(-abs(wide(x)))
         d = 1.0 + e
         return T(e / (d * d))
     q, t, inv, eh, el, dh, dl = sigmoid_parts(x)

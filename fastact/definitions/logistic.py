@@ -112,7 +112,7 @@ class swish:
         if _math.single(x):
             v = _math.wide(x)
             z = v * _math.wide(beta)
-            e = _math.wexp(-abs(z), x)
+            e = _vmath.exp_lean(-abs(z))
             s = (1.0 if z >= 0 else e) / (1.0 + e)
             return T(v * s) if s != 0 else T(0)
         if beta == 1:  # silu: z = x exactly (no correction terms)
@@ -222,7 +222,8 @@ class mish:
         T = type(x)
         v = _math.wide(x)
         tail = v < -80.0 and not _math.single(x)
-        n = _math.wexp(0.5 * v if tail else v, x)  # one exponential per element
+        # (float32: no cancellation, the lighter exponential serves)
+        n = _vmath.exp_lean(v) if _math.single(x) else _math.wexp(0.5 * v if tail else v, x)
         if v > 20.0:
             return x
         if n == 0:  # the limit 0, not -inf * 0
