@@ -261,11 +261,16 @@ def sech2(x):
     """1 / cosh(x)^2 = 4e / (1 + e)^2 with e = e^-2|x| (see logistic_grad).
 
     Not 1 - tanh(x)^2, which is 0 for |x| > 9 (float32) while the exact value
-    is still a normal number. -2|x| is exact, and 4e comes from the
-    exponential as a pair directly: for |x| > 43.7 (float32) e is subnormal
-    while 4e / (1 + e)^2 is not.
+    is still a normal number. float32 is evaluated in float64 (e stays
+    normal down to |x| = 354). float64: -2|x| is exact, and 4e comes from
+    the exponential as a pair directly: for |x| > 354 e is subnormal while
+    4e / (1 + e)^2 is not.
     """
     T = type(x)
+    if single(x):  # in float64, rounded once (no cancellation: exp_lean)
+        e = _vmath.exp_lean(-2.0 * abs(wide(x)))
+        d = 1.0 + e
+        return T((4.0 * e) / (d * d))
     ch, cl = exp_pair(T(-2) * abs(x), 2)  # 4e
     eh = ch * T(0.25)  # e: only 1 + e needs it, where its rounding is lost
     dh = T(1) + eh
