@@ -101,7 +101,7 @@ class gelu_erf:
             return T(((v * q) * (_INV_SQRT_2PI * (1.0 - s / (v * v)))) * q)
         if _math.single(x):
             # Phi and phi from one exponential (normal_tail_wide, 2^-31); the
-            # root patch covers the sum's cancellation within 1/8 of the root
+            # root patch covers the sum's cancellation within 1/32 of the root
             t, e = _math.normal_tail_wide(abs(v))
             p = t if v < 0 else 1.0 - t
             q = e

@@ -52,11 +52,11 @@ class logsigmoid:
 
 @_math.scalar_jit
 def _swish_value(x, z, ze, inexact):
-    """x sigma(z + ze) for z = beta x rounded, ze its rounding error (used
-    only where inexact is true, a constant of the caller).
+    """x sigma(z + ze) for float64, z = beta x rounded, ze its rounding
+    error (used only where inexact is true, a constant of the caller).
 
-    One exponential per element: e = e^-|z| as a double-word pair (see
-    _math.sigmoid_parts); below z = -80 it is e^(z/2) instead, for the tail.
+    One exponential per element: e = e^-|z| (see _math.sigmoid_parts);
+    below z = -80 it is e^(z/2) instead, for the tail.
     """
     T = type(x)
     tail = z < T(-80)
@@ -101,11 +101,10 @@ class swish:
     array([-0.11920292,  1.96402758])
     """
 
-    # One exponential per element: e = e^-|z| gives sigma(z) and sigma'(z);
-    # below z = -80 it is e^(z/2) instead, for the tail form. The forward
-    # pass keeps e and sigma as double-word pairs (see _math.sigmoid_parts);
-    # the derivative is evaluated in float64 for float32 (see _math.wide),
-    # where z = beta x is exact.
+    # One exponential per element: e = e^-|z| gives sigma(z) and sigma'(z).
+    # float32 is evaluated in float64 (see _math.wide), where z = beta x is
+    # exact and e^-|z| stays normal down to -708; float64 takes the
+    # correction terms of z's rounding and, below z = -80, a tail form.
 
     def forward(x, beta=1.0):
         T = type(x)
