@@ -496,12 +496,29 @@ def exp_lean(x):
     (``tests/test_vmath.py``). Below -708: 0."""
     T = type(x)
     a, s = _reduce_wide(x)
+    return T(0) if x < T(-708.0) else (_expm1_lean_core(a) + T(1)) * s
+
+
+@_jitable
+def _expm1_lean_core(a):
+    """e^a - 1 = a + a^2 q(a) for |a| <= 0.3466, q of degree 5 (2^-34 of e^a)."""
+    T = type(a)
     q = fma(a, T(0.0001979035482456604), T(0.0013944648993093757))
     q = fma(a, q, T(0.008333497005849101))
     q = fma(a, q, T(0.041666295087082))
     q = fma(a, q, T(0.16666665869414404))
     q = fma(a, q, T(0.5000000067644826))
-    return T(0) if x < T(-708.0) else (fma(a * a, q, a) + T(1)) * s
+    return fma(a * a, q, a)
+
+
+@_jitable
+def expm1_lean(x):
+    """e^x - 1 in float64 to 2^-30.5 relative (the worst near |x| = 0.1),
+    for exp_lean's use: functions without cancellation (see expm1_wide for
+    the form; ``tests/test_vmath.py``)."""
+    T = type(x)
+    a, s = _reduce_wide(x)
+    return T(-1) if x < T(-708.0) else fma(s, _expm1_lean_core(a), s - T(1))
 
 
 @_jitable

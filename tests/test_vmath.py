@@ -279,11 +279,13 @@ def test_parallel_loop_vectorizes():
     ("exp_wide", mpmath.exp, -700.0, 700.0, 2.0**-44),
     ("expm1_wide", mpmath.expm1, -40.0, 88.0, 2.0**-41),
     ("exp_lean", mpmath.exp, -700.0, 700.0, 2.0**-33.5),
+    ("expm1_lean", mpmath.expm1, -40.0, 88.0, 2.0**-30.5),
 ])
 def test_wide_primitives_against_mpmath(name, mp_func, lo, hi, bound):
-    """exp_wide / expm1_wide / exp_lean: relative error below 2^-44 / 2^-41 /
-    2^-33.5 (the float32 functions round their float64 results once: this is
-    2^-17 ulp, or 2^-9 for exp_lean, used only without cancellation)."""
+    """exp_wide / expm1_wide / exp_lean / expm1_lean: relative error below
+    2^-44 / 2^-41 / 2^-33.5 / 2^-30.5 (the float32 functions round their
+    float64 results once: this is 2^-17 ulp, or 2^-6 for the lean ones,
+    used only without cancellation)."""
     f = getattr(_vmath, name)
     rng = np.random.default_rng(11)
     x = np.concatenate([rng.uniform(lo, hi, 3000), rng.uniform(-0.4, 0.4, 1000),
@@ -301,6 +303,7 @@ def test_wide_primitives_special_values():
     assert _vmath.exp_wide(-np.inf) == 0.0 and _vmath.exp_wide(-709.0) == 0.0
     assert _vmath.exp_lean(-np.inf) == 0.0 and math.isnan(_vmath.exp_lean(np.nan))
     assert _vmath.exp_lean(0.0) == 1.0
+    assert _vmath.expm1_lean(-np.inf) == -1.0 and _vmath.expm1_lean(0.0) == 0.0
     assert _vmath.exp_wide(np.inf) == np.inf or _vmath.exp_wide(np.inf) > 1e307
     assert math.isnan(_vmath.exp_wide(np.nan)) and math.isnan(_vmath.expm1_wide(np.nan))
     assert _vmath.expm1_wide(-np.inf) == -1.0 and _vmath.expm1_wide(0.0) == 0.0

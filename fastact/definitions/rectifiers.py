@@ -111,7 +111,9 @@ class selu:
         v = _math.wide(x)
         if v > 0:
             return T(SELU_SCALE * v)
-        return T(SELU_SCALE_ALPHA * _math.wexpm1(v, x))
+        # (float32: no cancellation, the lighter expm1 serves)
+        em = _vmath.expm1_lean(v) if _math.single(x) else _math.wexpm1(v, x)
+        return T(SELU_SCALE_ALPHA * em)
 
     def grad(x):
         T = type(x)
