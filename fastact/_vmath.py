@@ -474,32 +474,6 @@ def _reduce_wide(x):
 
 
 @_jitable
-def exp_wide(x):
-    """e^x in float64, for the float32 functions evaluated in float64.
-
-    Their results are rounded to float32 once at the end, so a relative
-    error of 2^-45 is ample (see _expm1_wide_core and _reduce_wide); below
-    -708 the result is 0 (the exact value is below 1e-307, far below every
-    float32). Relative error 2^-45 (``tests/test_vmath.py``).
-    """
-    T = type(x)
-    a, s = _reduce_wide(x)
-    return T(0) if x < T(-708.0) else (_expm1_wide_core(a) + T(1)) * s
-
-
-@_jitable
-def exp_lean(x):
-    """e^x in float64 to 2^-34 relative, for float32 functions evaluated in
-    float64 whose result has relative sensitivity at most ~2 to e^x (no
-    cancellation): rounded to float32, this is 2^-9 ulp at most. Two fused
-    multiply-adds fewer than exp_wide; q of degree 5, fitted as exp_wide's
-    (``tests/test_vmath.py``). Below -708: 0."""
-    T = type(x)
-    a, s = _reduce_wide(x)
-    return T(0) if x < T(-708.0) else (_expm1_lean_core(a) + T(1)) * s
-
-
-@_jitable
 def _expm1_lean_core(a):
     """e^a - 1 = a + a^2 q(a) for |a| <= 0.3466, q of degree 5 (2^-34 of e^a)."""
     T = type(a)
@@ -511,28 +485,52 @@ def _expm1_lean_core(a):
     return fma(a * a, q, a)
 
 
-@_jitable
-def expm1_lean(x):
-    """e^x - 1 in float64 to 2^-30.5 relative (the worst near |x| = 0.1),
-    for exp_lean's use: functions without cancellation (see expm1_wide for
-    the form; ``tests/test_vmath.py``)."""
-    T = type(x)
-    a, s = _reduce_wide(x)
-    return T(-1) if x < T(-708.0) else fma(s, _expm1_lean_core(a), s - T(1))
+def _exp_expm1(core, exp_doc, expm1_doc):
+    """e^x and e^x - 1 in float64 from one core polynomial p(a) = e^a - 1 on
+    the reduced argument (see _reduce_wide).
 
-
-@_jitable
-def expm1_wide(x):
-    """e^x - 1 in float64 for the same use, without cancellation near 0.
-
-    e^x - 1 = 2^n p + (2^n - 1) with p = e^a - 1 (see exp_wide): for
-    |x| <= 0.3466, n = 0 and this is p itself; beyond, the sum loses at most
-    2 bits. Relative error 2^-42 (that of the polynomial, relative to e^a,
-    over |e^a - 1| near 0.35).
+    e^x = (p + 1) 2^n, 0 below -708 (the exact value is below 1e-307, far
+    below every float32). e^x - 1 = 2^n p + (2^n - 1): for |x| <= 0.3466,
+    n = 0 and this is p itself, without cancellation near 0; beyond, the sum
+    loses at most 2 bits. -1 below -708.
     """
-    T = type(x)
-    a, s = _reduce_wide(x)
-    return T(-1) if x < T(-708.0) else fma(s, _expm1_wide_core(a), s - T(1))
+
+    def exp(x):
+        T = type(x)
+        a, s = _reduce_wide(x)
+        return T(0) if x < T(-708.0) else (core(a) + T(1)) * s
+
+    def expm1(x):
+        T = type(x)
+        a, s = _reduce_wide(x)
+        return T(-1) if x < T(-708.0) else fma(s, core(a), s - T(1))
+
+    exp.__doc__, expm1.__doc__ = exp_doc, expm1_doc
+    return _jitable(exp), _jitable(expm1)
+
+
+exp_wide, expm1_wide = _exp_expm1(
+    _expm1_wide_core,
+    """e^x in float64, for the float32 functions evaluated in float64.
+
+    Their results are rounded to float32 once at the end, so a relative
+    error of 2^-45 is ample (see _expm1_wide_core and _reduce_wide).
+    Relative error 2^-45 (``tests/test_vmath.py``).
+    """,
+    """e^x - 1 in float64 for the same use (see _exp_expm1 for the form).
+    Relative error 2^-42 (that of the polynomial, relative to e^a, over
+    |e^a - 1| near 0.35).
+    """)
+exp_lean, expm1_lean = _exp_expm1(
+    _expm1_lean_core,
+    """e^x in float64 to 2^-34 relative, for float32 functions evaluated in
+    float64 whose result has relative sensitivity at most ~2 to e^x (no
+    cancellation): rounded to float32, this is 2^-9 ulp at most. Two fused
+    multiply-adds fewer than exp_wide; q of degree 5, fitted as exp_wide's
+    (``tests/test_vmath.py``).""",
+    """e^x - 1 in float64 to 2^-30.5 relative (the worst near |x| = 0.1),
+    for exp_lean's use: functions without cancellation
+    (``tests/test_vmath.py``).""")
 
 
 @_jitable
