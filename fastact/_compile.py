@@ -33,6 +33,20 @@ CACHE = os.environ.get("FASTACT_CACHE", "1") != "0"
 WIDE_VECTORS = os.environ.get("FASTACT_VECTOR_WIDTH", "512") != "256"
 
 
+@functools.cache
+def force_lanes() -> bool:
+    """Whether the elementwise loops get a vectorization width of their own
+    (``fastact._vmath.vector_loop``): on x86-64 CPUs with AVX2, where it was
+    measured."""
+    import platform
+
+    import llvmlite.binding as llvm
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    return bool(llvm.get_host_cpu_features().get("avx2", False))
+
+
 def jit_options(**extra: Any) -> dict:
     """The options of every fastact kernel.
 

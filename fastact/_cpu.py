@@ -31,7 +31,7 @@ from numba import prange
 from fastact._arrays import contiguous_flat, overlaps
 from fastact._compile import jit, specialize, vectorize
 from fastact._threads import parallel_slot
-from fastact._vmath import wide_vectors
+from fastact._vmath import vector_loop
 
 # Placeholders for the scalar functions a template calls; each instantiated
 # kernel gets its own globals with these bound.
@@ -107,36 +107,40 @@ def backward_y_2(g, y, a, b):
 
 # --- templates: loops over flat contiguous arrays ---------------------------
 #
-# wide_vectors() marks the function holding the loop for 512-bit vectors.
+# vector_loop() sets the loop's vector width (see fastact._vmath).
 
 def par_forward(x, out, params):
     for i in prange(x.size):
-        wide_vectors()
-        out[i] = f(x[i], *params)
+        v = x[i]
+        vector_loop(v)
+        out[i] = f(v, *params)
 
 
 def par_grad(x, out, params):
     for i in prange(x.size):
-        wide_vectors()
-        out[i] = df(x[i], *params)
+        v = x[i]
+        vector_loop(v)
+        out[i] = df(v, *params)
 
 
 def par_backward(g, x, out, params):
     for i in prange(x.size):
-        wide_vectors()
-        out[i] = g[i] * df(x[i], *params)
+        v = x[i]
+        vector_loop(v)
+        out[i] = g[i] * df(v, *params)
 
 
 def par_backward_y(g, y, out, params):
     for i in prange(y.size):
-        wide_vectors()
-        out[i] = g[i] * dfy(y[i], *params)
+        v = y[i]
+        vector_loop(v)
+        out[i] = g[i] * dfy(v, *params)
 
 
 def par_value_and_grad(x, out, dout, params):
     for i in prange(x.size):
-        wide_vectors()
         v = x[i]  # read once: out may be x itself
+        vector_loop(v)
         out[i] = f(v, *params)
         dout[i] = df(v, *params)
 

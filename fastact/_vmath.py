@@ -221,6 +221,15 @@ def _ov_fmax(a, b):
         return lambda a, b: _llvm_maxnum(a, b)
 
 
+def _prefer_wide_vectors(builder):
+    from fastact._compile import WIDE_VECTORS
+
+    if WIDE_VECTORS:
+        # llvmlite's attribute set accepts only the attributes it knows; a
+        # string attribute is written into the IR as it is.
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+
+
 @intrinsic
 def wide_vectors(typingctx):
     """Marks the compiled function it is called in for 512-bit vectors.
@@ -233,16 +242,72 @@ def wide_vectors(typingctx):
     its own); no effect with ``FASTACT_VECTOR_WIDTH=256``. Compiled code
     only.
     """
-    from fastact._compile import WIDE_VECTORS
 
     def codegen(context, builder, signature, args):
-        if WIDE_VECTORS:
-            # llvmlite's attribute set accepts only the attributes it knows;
-            # a string attribute is written into the IR as it is.
-            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        _prefer_wide_vectors(builder)
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+@intrinsic
+def vector_loop(typingctx, x):
+    """``wide_vectors()`` for an elementwise loop whose body calls it on an
+    element x of its input, and a vectorization width of its own.
+
+    On x86-64 CPUs with AVX2 the loop is vectorized with 512 bits' worth of
+    x's type per step (16 float32, 8 float64), through its
+    ``llvm.loop.vectorize.width`` metadata. LLVM's cost model otherwise
+    takes the width from the widest type in the loop (4 lanes for a float32
+    function evaluated in float64, on AVX2), and left some loops with many
+    selects scalar (mish', hardsigmoid in float64). On a 2-core AMD EPYC
+    (Zen 3, AVX2) the width given here ran the float32 transcendental
+    kernels 1.1-1.4x faster (mish' 3.5x), the float64 ones 1.0-1.4x, and
+    those of plain arithmetic at the same speed. Called once in the loop's
+    body; compiled code only.
+    """
+    if not isinstance(x, (types.Float, types.Integer)):
+        return None
+    lanes = max(1, 512 // x.bitwidth)
+
+    def codegen(context, builder, signature, args):
+        from fastact._compile import force_lanes
+
+        _prefer_wide_vectors(builder)
+        if force_lanes():
+            _set_loop_width(builder, lanes)
+        return context.get_dummy_value()
+
+    return types.none(x), codegen
+
+
+def _set_loop_width(builder, lanes):
+    """Gives the loop being lowered, whose body the builder is in, the
+    vectorization width ``lanes``.
+
+    LLVM reads a loop's hints from the metadata of its back edge, the branch
+    from the end of the body to the loop header, which Numba emits after the
+    body: the builder's ``branch`` is wrapped until it emits that branch, the
+    first one in the body to a block lowered before it (the body's other
+    branches go to blocks made after it).
+    """
+    blocks = builder.function.blocks
+    earlier = {id(b) for b in blocks[:blocks.index(builder.block)]}
+    module = builder.module
+    width = module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.width"),
+                                 ir.Constant(ir.IntType(32), lanes)])
+    # A loop ID is a node of its own whose first operand is itself.
+    loop_id = ir.values.MDValue(module, [width], name=str(len(module.metadata)))
+    loop_id.operands = (loop_id, width)
+
+    def branch(target):
+        br = type(builder).branch(builder, target)
+        if id(target) in earlier:
+            br.set_metadata("llvm.loop", loop_id)
+            del builder.branch
+        return br
+
+    builder.branch = branch
 
 
 def _by_dtype(name, f32, f64):

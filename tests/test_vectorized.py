@@ -78,3 +78,27 @@ def test_softmax_rows_vectorize(mode):
     np.testing.assert_allclose(out.sum(1) if mode == 0 else np.exp(out).sum(1), 1, rtol=1e-6)
     # the exponential (dozens of packed operations), not only the sums
     assert _packed(k) >= 20
+
+
+@pytest.mark.parametrize("kind", sorted(_cpu._LOOP_TEMPLATES))
+@pytest.mark.parametrize("name, dtype", [("mish", np.float32), ("hardsigmoid", np.float64)])
+def test_elementwise_loops_take_the_width_they_ask_for(name, dtype, kind):
+    """Every loop template is vectorized with 512 bits of its dtype per step
+    (``_vmath.vector_loop``), also where LLVM's cost model would pick another
+    width or none (both of these, on AVX2)."""
+    from fastact._compile import force_lanes
+
+    if not force_lanes():
+        pytest.skip("the loop width is set on x86-64 CPUs with AVX2")
+    defn = next(d for d in _definitions() if d.name == name)
+    k = _fresh_bound(_cpu._LOOP_TEMPLATES[kind], defn, kind)
+    x = np.linspace(-3, 3, 64, dtype=dtype)
+    ins = {"backward": (np.ones_like(x), x), "backward_y": (np.ones_like(x), x)}.get(kind, (x,))
+    outs = (np.empty_like(x),) * (2 if kind == "value_and_grad" else 1)
+    if kind == "backward_y" and defn.grad_from_output_jit is None:
+        defn = next(d for d in _definitions() if d.name == "sigmoid")
+        k = _fresh_bound(_cpu._LOOP_TEMPLATES[kind], defn, kind)
+    k(*ins, *outs, ())
+    ir = "".join(k.inspect_llvm().values())
+    lanes = "<16 x float>" if dtype == np.float32 else "<8 x double>"
+    assert re.search(r"load " + re.escape(lanes), ir), f"{name} {kind}: not {lanes} per step"
