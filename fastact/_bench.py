@@ -133,7 +133,8 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
     peers = " vs PyTorch " + torch.__version__ if torch else ""
     print(f"fastact bench: float32, {n:,} elements, {threads} threads, median of {repeat}; "
           f"parallel copy {copy_gbs:.1f} GB/s (read + write){peers}", file=out)
-    print("fwd: f(x, out=y); alloc: f(x); bwd: f.backward(g, x, out=gx). "
+    print("fwd: f(x, out=y); alloc: f(x); backward: f.backward(g, x, out=gx) against PyTorch's "
+          "backward kernel with out= (backward alloc: both allocate, where PyTorch has no out=). "
           "%copy = GB/s over the copy's; xNumPy / xtorch / xnumexpr = speed-up over that peer", file=out)
     print(file=out)
     header = (f"{'op':<26} {'GB/s':>6} {'%copy':>6} {'xNumPy':>7} {'xtorch':>7} {'xnumexpr':>8}")
@@ -177,12 +178,14 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
                                    (lambda: ops[f.name][0](tx)) if torch is not None else None], repeat)
             emit(f"{f.name} alloc", t, 8 * n, t_np, t_torch)
             t_np = _median(lambda: g * bg(x), quick) if exact_np else None
-            torch_bwd = None
+            torch_bwd, alloc = None, False
             if torch is not None:
                 tx.requires_grad_(False)
-                torch_bwd = _torch_backward(torch, f.name, tg, tx)
-            t, t_torch = _medians([lambda: f.backward(g, x, out=y, **params), torch_bwd], repeat)
-            emit(f"{f.name} backward", t, 12 * n, t_np, t_torch)
+                torch_bwd, alloc = _torch_backward(torch, f.name, tg, tx, ty)
+            ours = (lambda: f.backward(g, x, **params)) if alloc else \
+                (lambda: f.backward(g, x, out=y, **params))
+            t, t_torch = _medians([ours, torch_bwd], repeat)
+            emit(f"{f.name} backward" + (" alloc" if alloc else ""), t, 12 * n, t_np, t_torch)
         for cols in (64, 1024):
             xb, gb, yb = x.reshape(-1, cols), g.reshape(-1, cols), y.reshape(-1, cols)
             for name, fn, ref in (("softmax", fa.softmax, softmax), ("log_softmax", fa.log_softmax, log_softmax)):
@@ -198,8 +201,9 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
             t_np = _median(lambda: softmax_backward(gb, sb), quick)
             peer = None
             if torch is not None:
-                tsb, tgb = torch.from_numpy(sb), torch.from_numpy(gb)
-                peer = lambda: torch._softmax_backward_data(tgb, tsb, -1, tsb.dtype)  # noqa: E731
+                tsb, tgb, tyb = torch.from_numpy(sb), torch.from_numpy(gb), torch.from_numpy(yb)
+                peer = lambda: torch.ops.aten._softmax_backward_data.out(  # noqa: E731
+                    tgb, tsb, -1, tsb.dtype, grad_input=tyb)
             t, t_torch = _medians([lambda: fa.softmax.backward(gb, y=sb, out=yb), peer], repeat)
             emit(f"softmax backward rows {cols}", t, 12 * n, t_np, t_torch)
 
@@ -241,32 +245,34 @@ def _import_cost() -> float:
     return sorted(runs)[1]
 
 
-def _torch_backward(torch, name, tg, tx):
-    """A call of PyTorch's own backward kernel for the op, where it exposes one."""
+def _torch_backward(torch, name, tg, tx, to):
+    """A call of PyTorch's own backward kernel for the op, where it exposes
+    one, and whether it allocates its result: its ``out=`` overload writes
+    into ``to`` like fastact's ``out=`` (mish's has none)."""
     ops = torch.ops.aten
-    calls = {
-        "sigmoid": lambda: ops.sigmoid_backward(tg, torch.sigmoid(tx)),
-        "tanh": lambda: ops.tanh_backward(tg, torch.tanh(tx)),
-        "relu": lambda: ops.threshold_backward(tg, tx, 0.0),
-        "leaky_relu": lambda: ops.leaky_relu_backward(tg, tx, 0.01, False),
-        "elu": lambda: ops.elu_backward(tg, 1.0, 1.0, 1.0, False, tx),
-        "gelu": lambda: ops.gelu_backward(tg, tx),
-        "silu": lambda: ops.silu_backward(tg, tx),
-        "swish": lambda: ops.silu_backward(tg, tx),
-        "mish": lambda: ops.mish_backward(tg, tx),
-        "softplus": lambda: ops.softplus_backward(tg, tx, 1.0, 20.0),
-        "hardtanh": lambda: ops.hardtanh_backward(tg, tx, -1.0, 1.0),
-        "hardsigmoid": lambda: ops.hardsigmoid_backward(tg, tx),
-        "hardswish": lambda: ops.hardswish_backward(tg, tx),
-        "softshrink": lambda: ops.softshrink_backward(tg, tx, 0.5),
-    }
-    if name not in calls:
-        return None
     if name in ("sigmoid", "tanh"):  # backward from the saved output: time only that
         y = torch.sigmoid(tx) if name == "sigmoid" else torch.tanh(tx)
         f = ops.sigmoid_backward if name == "sigmoid" else ops.tanh_backward
-        return lambda: f(tg, y)
-    return calls[name]
+        return (lambda: f.grad_input(tg, y, grad_input=to)), False
+    calls = {
+        "relu": lambda: ops.threshold_backward.grad_input(tg, tx, 0.0, grad_input=to),
+        "leaky_relu": lambda: ops.leaky_relu_backward.grad_input(tg, tx, 0.01, False, grad_input=to),
+        "elu": lambda: ops.elu_backward.grad_input(tg, 1.0, 1.0, 1.0, False, tx, grad_input=to),
+        "gelu": lambda: ops.gelu_backward.grad_input(tg, tx, grad_input=to),
+        "silu": lambda: ops.silu_backward.grad_input(tg, tx, grad_input=to),
+        "swish": lambda: ops.silu_backward.grad_input(tg, tx, grad_input=to),
+        "softplus": lambda: ops.softplus_backward.grad_input(tg, tx, 1.0, 20.0, grad_input=to),
+        "hardtanh": lambda: ops.hardtanh_backward.grad_input(tg, tx, -1.0, 1.0, grad_input=to),
+        "hardsigmoid": lambda: ops.hardsigmoid_backward.grad_input(tg, tx, grad_input=to),
+        "hardswish": lambda: ops.hardswish_backward.out(tg, tx, out=to),
+        "softshrink": lambda: ops.softshrink_backward.grad_input(tg, tx, 0.5, grad_input=to),
+        "hardshrink": lambda: ops.hardshrink_backward.grad_input(tg, tx, 0.5, grad_input=to),
+    }
+    if name == "mish":
+        return (lambda: ops.mish_backward(tg, tx)), True
+    if name not in calls:
+        return None, False
+    return calls[name], False
 
 
 def _has_scipy() -> bool:

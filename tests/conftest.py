@@ -129,3 +129,23 @@ def function(request) -> Case:
 @pytest.fixture(params=DTYPES, ids=["float32", "float64"])
 def dtype(request):
     return request.param
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Starts the CUDA simulator's tests, in a process of their own, as soon
+    as the run is known to include them (see ``test_cuda.py``)."""
+    if any(item.name == "test_kernels_under_the_simulator" for item in items):
+        import test_cuda
+
+        if test_cuda.HAS_NUMBA_CUDA:
+            config.stash[test_cuda.SIMULATOR] = test_cuda.start_simulator_tests()
+
+
+def pytest_unconfigure(config):
+    import sys
+
+    test_cuda = sys.modules.get("test_cuda")
+    run = config.stash.get(test_cuda.SIMULATOR, None) if test_cuda else None
+    if run is not None and run.poll() is None:  # the run stopped before its test
+        run.kill()
+        run.wait()

@@ -15,6 +15,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ import fastact as fa
 from fastact import _cuda
 
 HAS_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
+#: where conftest.py keeps the simulator's process, started early
+SIMULATOR = pytest.StashKey[subprocess.Popen]()
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -40,15 +43,31 @@ class _FakeGpuArray:
     __cuda_array_interface__ = {"shape": (2,), "typestr": "<f4", "data": (0, False), "version": 3}
 
 
-@pytest.mark.skipif(not HAS_NUMBA_CUDA, reason="numba-cuda is not installed")
-def test_kernels_under_the_simulator():
+def start_simulator_tests() -> subprocess.Popen:
+    """``tests/cuda_sim`` in a process of its own, under the simulator.
+
+    The simulator runs the kernels as Python, on one core, for minutes:
+    ``conftest.py`` starts it when the test run begins (when this test is
+    selected), so that it runs beside the rest of the suite.
+    """
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    run = subprocess.run(
+    # output to a file, not a pipe that would fill while nobody reads it
+    log = tempfile.TemporaryFile("w+")
+    run = subprocess.Popen(
         [sys.executable, "-m", "pytest", "tests/cuda_sim", "-q", "-p", "no:cacheprovider"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    run.log = log
+    return run
+
+
+@pytest.mark.skipif(not HAS_NUMBA_CUDA, reason="numba-cuda is not installed")
+def test_kernels_under_the_simulator(request):
+    run = request.config.stash.get(SIMULATOR, None) or start_simulator_tests()
+    run.wait(timeout=900)
+    run.log.seek(0)
+    output = run.log.read()
     if run.returncode != 0:
-        print(run.stdout[-20000:])
-        print(run.stderr[-5000:])
+        print(output[-25000:])
     assert run.returncode == 0, "the simulator tests failed (output above)"
 
 

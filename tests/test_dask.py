@@ -357,9 +357,18 @@ def test_threaded_scheduler_runs_parallel_kernels_concurrently():
     x = rand((16, max(n // 4, _cpu.PARALLEL_THRESHOLD // 4)))
     dx = da.from_array(x, chunks=(4, -1))
     seen = set()
+    # Each block's thread waits (up to 10 s) for another thread to reach a
+    # block too: a scheduler that runs blocks concurrently passes even on a
+    # loaded machine, where one thread could otherwise take every block;
+    # one that runs them one at a time times out and is seen as one thread.
+    barrier = threading.Barrier(2)
 
     def mark(block):
         seen.add(threading.get_ident())
+        try:
+            barrier.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            pass
         return block
 
     dm = dx.map_blocks(mark, dtype=dx.dtype, meta=dx._meta)
