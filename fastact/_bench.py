@@ -134,7 +134,7 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
     print(f"fastact bench: float32, {n:,} elements, {threads} threads, median of {repeat}; "
           f"parallel copy {copy_gbs:.1f} GB/s (read + write){peers}", file=out)
     print("fwd: f(x, out=y); alloc: f(x); backward: f.backward(g, x, out=gx) against PyTorch's "
-          "backward kernel with out= (backward alloc: both allocate, where PyTorch has no out=). "
+          "backward kernel with out= (mish: both allocate, PyTorch has no out= there). "
           "%copy = GB/s over the copy's; xNumPy / xtorch / xnumexpr = speed-up over that peer", file=out)
     print(file=out)
     header = (f"{'op':<26} {'GB/s':>6} {'%copy':>6} {'xNumPy':>7} {'xtorch':>7} {'xnumexpr':>8}")
@@ -185,7 +185,7 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
             ours = (lambda: f.backward(g, x, **params)) if alloc else \
                 (lambda: f.backward(g, x, out=y, **params))
             t, t_torch = _medians([ours, torch_bwd], repeat)
-            emit(f"{f.name} backward" + (" alloc" if alloc else ""), t, 12 * n, t_np, t_torch)
+            emit(f"{f.name} backward", t, 12 * n, t_np, t_torch)
         for cols in (64, 1024):
             xb, gb, yb = x.reshape(-1, cols), g.reshape(-1, cols), y.reshape(-1, cols)
             for name, fn, ref in (("softmax", fa.softmax, softmax), ("log_softmax", fa.log_softmax, log_softmax)):
