@@ -16,7 +16,7 @@ from numba import prange
 
 from fastact import _math, _vmath
 from fastact._compile import KernelFamily, scalar_jit
-from fastact._vmath import wide_vectors
+from fastact._vmath import vector_loop, wide_vectors
 
 # Softmax-family modes.
 SOFTMAX, LOG_SOFTMAX = 0, 1
@@ -58,6 +58,20 @@ def _reciprocal_pair(s, T):
 
 
 @scalar_jit
+def _exp_minus(a, m):
+    """e^(a - m) in a's dtype, accurate to the rounding of the result.
+
+    float32: a - m is exact in float64 (where it is not, beyond 2^29 apart,
+    e^(a - m) is 0), and exp_lean's 2^-34 is far below float32's rounding;
+    this is cheaper than a float32 double-word exponential of a - m split
+    exactly. float64: exp_sub.
+    """
+    if _math.single(a):
+        return type(a)(_vmath.exp_lean(np.float64(a) - np.float64(m)))
+    return _math.exp_sub(a, m)
+
+
+@scalar_jit
 def _signed_max(v, sign):
     m = v.dtype.type(-np.inf)
     for j in range(v.shape[0]):
@@ -70,16 +84,22 @@ def _softmax_row(v, o, sign, mode):
     T = v.dtype.type
     m = _signed_max(v, sign)
     for j in range(v.shape[0]):
-        o[j] = _math.exp_sub(sign * v[j], m)
+        e = v[j]
+        vector_loop(e)
+        o[j] = _exp_minus(sign * e, m)
     s = _sum64(o)
     if mode == SOFTMAX:
         ih, il = _reciprocal_pair(s, T)
         for j in range(v.shape[0]):
-            o[j] = _vmath.fma(o[j], ih, o[j] * il)
+            e = o[j]
+            vector_loop(e)
+            o[j] = _vmath.fma(e, ih, e * il)
     else:
         ls = np.log(s)
         for j in range(v.shape[0]):
-            o[j] = T((np.float64(sign * v[j]) - np.float64(m)) - ls)
+            e = v[j]
+            vector_loop(e)
+            o[j] = T((np.float64(sign * e) - np.float64(m)) - ls)
 
 
 @scalar_jit
