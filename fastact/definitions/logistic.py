@@ -123,13 +123,18 @@ class swish:
         T = type(x)
         v = _math.wide(x)
         if _math.single(x):
-            # the float64 product of two float32 is exact, and e^-|z| is a
-            # normal float64 down to z = -708, below which the result rounds
-            # to 0: no tail form
-            z, ze, tail = v * _math.wide(beta), 0.0, False
-        else:
-            z, ze = _math.scaled(v, _math.wide(beta))
-            tail = z < -80.0
+            # The float64 product of two float32 is exact, and e^-|z| is a
+            # normal float64 down to z = -708: no correction terms, no tail
+            # form. Beyond |z| = 150 the result is 1 or rounds to 0, and
+            # 1 + z is held there, so that e (1 + z) is 0, not 0 * inf.
+            z = v * _math.wide(beta)
+            e = _vmath.exp_wide(-abs(z))
+            w = 1.0 + (-150.0 if z < -150.0 else (150.0 if z > 150.0 else z))
+            n = 1.0 + e * w if z >= 0 else e * (w + e)  # NaN: the second
+            d = 1.0 + e
+            return T(_math.silu_root(z, 0.0, n / (d * d), x))
+        z, ze = _math.scaled(v, _math.wide(beta))
+        tail = z < -80.0
         e = _math.wexp(0.5 * z if tail else -abs(z), x)
         if tail:  # sigma(z) + z sigma(z) sigma(-z) = e^z (1 + z) to working precision
             return T((e * (1.0 + z)) * (e * (1.0 + ze)) if e != 0 else 0.0)
@@ -237,7 +242,17 @@ class mish:
     def grad(x):
         T = type(x)
         v = _math.wide(x)
-        tail = v < -80.0 and not _math.single(x)
+        if _math.single(x):
+            # The closed form below on x held to [-750, 20], where e^x stays
+            # finite, and is 0 at -750 (not -inf * 0 at -inf); beyond 20 the
+            # result rounds to 1 as it does at 20. Selects only.
+            v = -750.0 if v < -750.0 else (20.0 if v > 20.0 else v)
+            n = _vmath.exp_wide(v)
+            p = n * (n + 2.0)
+            q = p + 2.0
+            y = (p * q + v * (4.0 * n * (1.0 + n))) / (q * q)
+            return T(_math.mish_root(v, 0.0, y, x))
+        tail = v < -80.0
         n = _math.wexp(0.5 * v if tail else v, x)
         if v > 20.0:
             return T(1)
