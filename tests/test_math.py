@@ -74,7 +74,7 @@ def test_root_patch_coefficients(name):
 def test_normal_tail_wide_against_mpmath():
     """Phi(-y) and e^(-y^2/2) for the float32 gelu: relative error below
     2^-31 on 0 <= y <= 16, at float32 points (the polynomial's fit was
-    2^-31.9 on Chebyshev nodes)."""
+    2^-31.9 on Chebyshev nodes; measured 2^-31.6 with exp_lean's 2^-34)."""
     y = np.concatenate([np.linspace(0, 16, 4001), np.linspace(0, 1, 1001), [2.0**-30, 15.999]])
     y = y.astype(np.float32).astype(np.float64)
     with mp.workdps(30):
@@ -84,5 +84,5 @@ def test_normal_tail_wide_against_mpmath():
     q = np.array([g[0] for g in got])
     e = np.array([g[1] for g in got])
     assert np.max(np.abs(q - q_exact) / q_exact) < 2.0**-31
-    assert np.max(np.abs(e - e_exact) / e_exact) < 2.0**-44
+    assert np.max(np.abs(e - e_exact) / e_exact) < 2.0**-33.5  # exp_lean's bound
     assert _math.normal_tail_wide(np.inf) == (0.0, 0.0)
