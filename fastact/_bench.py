@@ -140,10 +140,19 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
     g = rng.standard_normal(n).astype(np.float32)
     y = np.empty_like(x)
     copy, negate = _copy_kernels()
-    copy_gbs = 8 * n / min(_medians([lambda: copy(x, y), lambda: negate(x, y)], repeat)) / 1e9
+    t_copy, t_negate = _medians([lambda: copy(x, y), lambda: negate(x, y)], repeat)
+    floor = (lambda: copy(x, y)) if t_copy < t_negate else (lambda: negate(x, y))
+    copy_gbs = 8 * n / min(t_copy, t_negate) / 1e9
+
+    def turns(*fns):
+        """Medians of fns and of the copy floor, timed in turns: each row's
+        %copy compares with the copy as fast as it ran beside that row."""
+        *ts, t_floor = _medians([*fns, floor], repeat)
+        return ts, 8 * n / t_floor / 1e9
     peers = " vs PyTorch " + torch.__version__ if torch else ""
     print(f"fastact bench: float32, {n:,} elements, {threads} threads, median of {repeat}; "
-          f"parallel copy {copy_gbs:.1f} GB/s (read + write; the faster of a copy and a negation loop){peers}", file=out)
+          f"parallel copy {copy_gbs:.1f} GB/s (read + write; the faster of a copy and a negation loop, "
+          f"timed again beside every row){peers}", file=out)
     print("fwd: f(x, out=y); alloc: f(x); backward: f.backward(g, x, out=gx) against PyTorch's "
           "backward kernel with out= (sigmoid, tanh: both from the saved output y; mish: both "
           "allocate, PyTorch has no out= there). "
@@ -154,9 +163,9 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
     print("-" * len(header), file=out)
     rows = []
 
-    def emit(op, t, nbytes, t_np, t_torch=None, t_ne=None):
+    def emit(op, t, nbytes, floor_gbs, t_np, t_torch=None, t_ne=None):
         gbs = nbytes / t / 1e9
-        r = {"op": op, "gbs": gbs, "copy": gbs / copy_gbs,
+        r = {"op": op, "gbs": gbs, "copy": gbs / floor_gbs,
              "numpy": t_np / t if t_np else None,
              "torch": t_torch / t if t_torch else None,
              "numexpr": t_ne / t if t_ne else None}
@@ -179,16 +188,15 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
             exact_np = f.name != "gelu" or _has_scipy()
             t_np = _median(lambda: bf(x), quick) if exact_np else None
             has_torch = torch is not None and ops[f.name][1] is not None
-            t, t_torch, t_ne = _medians([
+            (t, t_torch, t_ne), fl = turns(
                 lambda: f(x, out=y, **params),
                 (lambda: ops[f.name][1](tx, ty)) if has_torch else None,
                 (lambda: ne.evaluate(_NUMEXPR[f.name], local_dict={"x": x}, out=y))
-                if ne is not None and f.name in _NUMEXPR else None,
-            ], repeat)
-            emit(f"{f.name}", t, 8 * n, t_np, t_torch, t_ne)
-            t, t_torch = _medians([lambda: f(x, **params),
-                                   (lambda: ops[f.name][0](tx)) if torch is not None else None], repeat)
-            emit(f"{f.name} alloc", t, 8 * n, t_np, t_torch)
+                if ne is not None and f.name in _NUMEXPR else None)
+            emit(f"{f.name}", t, 8 * n, fl, t_np, t_torch, t_ne)
+            (t, t_torch), fl = turns(lambda: f(x, **params),
+                                     (lambda: ops[f.name][0](tx)) if torch is not None else None)
+            emit(f"{f.name} alloc", t, 8 * n, fl, t_np, t_torch)
             t_np = _median(lambda: g * bg(x), quick) if exact_np else None
             torch_bwd, alloc = None, False
             if torch is not None:
@@ -199,8 +207,8 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
             if f.name in _FROM_OUTPUT:  # PyTorch's kernel takes the saved output: so does ours
                 saved = f(x, **params)
                 ours = lambda: f.backward(g, y=saved, out=y, **params)  # noqa: E731
-            t, t_torch = _medians([ours, torch_bwd], repeat)
-            emit(f"{f.name} backward", t, 12 * n, t_np, t_torch)
+            (t, t_torch), fl = turns(ours, torch_bwd)
+            emit(f"{f.name} backward", t, 12 * n, fl, t_np, t_torch)
         for cols in (64, 1024):
             xb, gb, yb = x.reshape(-1, cols), g.reshape(-1, cols), y.reshape(-1, cols)
             for name, fn, ref in (("softmax", fa.softmax, softmax), ("log_softmax", fa.log_softmax, log_softmax)):
@@ -210,8 +218,8 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
                     tf = getattr(torch, name)
                     txb, tyb = torch.from_numpy(xb), torch.from_numpy(yb)
                     peer = lambda: tf(txb, -1, out=tyb)  # noqa: E731
-                t, t_torch = _medians([lambda: fn(xb, out=yb), peer], repeat)
-                emit(f"{name} rows of {cols}", t, 8 * n, t_np, t_torch)
+                (t, t_torch), fl = turns(lambda: fn(xb, out=yb), peer)
+                emit(f"{name} rows of {cols}", t, 8 * n, fl, t_np, t_torch)
             sb = fa.softmax(xb)
             t_np = _median(lambda: softmax_backward(gb, sb), quick)
             peer = None
@@ -219,8 +227,8 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
                 tsb, tgb, tyb = torch.from_numpy(sb), torch.from_numpy(gb), torch.from_numpy(yb)
                 peer = lambda: torch.ops.aten._softmax_backward_data.out(  # noqa: E731
                     tgb, tsb, -1, tsb.dtype, grad_input=tyb)
-            t, t_torch = _medians([lambda: fa.softmax.backward(gb, y=sb, out=yb), peer], repeat)
-            emit(f"softmax backward rows {cols}", t, 12 * n, t_np, t_torch)
+            (t, t_torch), fl = turns(lambda: fa.softmax.backward(gb, y=sb, out=yb), peer)
+            emit(f"softmax backward rows {cols}", t, 12 * n, fl, t_np, t_torch)
 
     small = x[:1000].copy()
     t_tanh = _median(lambda: np.tanh(small), 200)
