@@ -202,11 +202,13 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
             if torch is not None:
                 tx.requires_grad_(False)
                 torch_bwd, alloc = _torch_backward(torch, f.name, tg, tx, ty)
-            ours = (lambda: f.backward(g, x, **params)) if alloc else \
-                (lambda: f.backward(g, x, out=y, **params))
             if f.name in _FROM_OUTPUT:  # PyTorch's kernel takes the saved output: so does ours
                 saved = f(x, **params)
                 ours = lambda: f.backward(g, y=saved, out=y, **params)  # noqa: E731
+            elif alloc:
+                ours = lambda: f.backward(g, x, **params)  # noqa: E731
+            else:
+                ours = lambda: f.backward(g, x, out=y, **params)  # noqa: E731
             (t, t_torch), fl = turns(ours, torch_bwd)
             emit(f"{f.name} backward", t, 12 * n, fl, t_np, t_torch)
         for cols in (64, 1024):
@@ -277,7 +279,7 @@ def _torch_backward(torch, name, tg, tx, to):
     one, and whether it allocates its result: its ``out=`` overload writes
     into ``to`` like fastact's ``out=`` (mish's has none)."""
     ops = torch.ops.aten
-    if name in ("sigmoid", "tanh"):  # backward from the saved output: time only that
+    if name in _FROM_OUTPUT:  # backward from the saved output: time only that
         y = torch.sigmoid(tx) if name == "sigmoid" else torch.tanh(tx)
         f = ops.sigmoid_backward if name == "sigmoid" else ops.tanh_backward
         return (lambda: f.grad_input(tg, y, grad_input=to)), False

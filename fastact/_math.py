@@ -105,10 +105,11 @@ def wtanh(v, x):
     """tanh(v) in float64 at the accuracy x's dtype needs (see wexp).
 
     For float32: -m / (2 + m) with m = e^(-2|v|) - 1, which does not cancel
-    near 0 as (1 - e) / (1 + e) would.
+    near 0 as (1 - e) / (1 + e) would; m from expm1_lean, to 2^-29 before
+    the rounding (its float32 use, tanhshrink' = tanh^2, cancels nothing).
     """
     if single(x):
-        m = _vmath.expm1_wide(-2.0 * abs(v))
+        m = _vmath.expm1_lean(-2.0 * abs(v))
         t = -m / (2.0 + m)
         return -t if v < 0 else t
     return _vmath._tanh(v)

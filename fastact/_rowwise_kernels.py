@@ -133,7 +133,7 @@ def _masked_softmax_row(v, o, sign, mode, mask):
             o[j] = fill
         return
     for j in range(n):
-        o[j] = _math.exp_sub(sign * v[j], m) if mask[j] else T(0)
+        o[j] = _exp_minus(sign * v[j], m) if mask[j] else T(0)
     s = _sum64(o)
     if mode == SOFTMAX:
         ih, il = _reciprocal_pair(s, T)

@@ -91,13 +91,12 @@ def test_elementwise_loops_take_the_width_they_ask_for(name, dtype, kind):
     if not force_lanes():
         pytest.skip("the loop width is set on x86-64 CPUs with AVX2")
     defn = next(d for d in _definitions() if d.name == name)
+    if kind == "backward_y" and defn.grad_from_output_jit is None:
+        defn = next(d for d in _definitions() if d.name == "sigmoid")  # one that has it
     k = _fresh_bound(_cpu._LOOP_TEMPLATES[kind], defn, kind)
     x = np.linspace(-3, 3, 64, dtype=dtype)
     ins = {"backward": (np.ones_like(x), x), "backward_y": (np.ones_like(x), x)}.get(kind, (x,))
     outs = (np.empty_like(x),) * (2 if kind == "value_and_grad" else 1)
-    if kind == "backward_y" and defn.grad_from_output_jit is None:
-        defn = next(d for d in _definitions() if d.name == "sigmoid")
-        k = _fresh_bound(_cpu._LOOP_TEMPLATES[kind], defn, kind)
     k(*ins, *outs, ())
     ir = "".join(k.inspect_llvm().values())
     lanes = "<16 x float>" if dtype == np.float32 else "<8 x double>"

@@ -149,14 +149,7 @@ class tanhshrink:
 
     def grad(x):
         T = type(x)
-        v = _math.wide(x)
-        if _math.single(x):
-            # |tanh x| = -m / (2 + m), m = e^(-2|x|) - 1, from expm1_lean:
-            # nothing cancels in the square, 2^-29 before the rounding
-            m = _vmath.expm1_lean(-2.0 * abs(v))
-            t = m / (2.0 + m)
-            return T(t * t)
-        t = _math.wtanh(v, x)
+        t = _math.wtanh(_math.wide(x), x)
         return T(t * t)
 
 
