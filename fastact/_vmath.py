@@ -194,6 +194,33 @@ def _fma64_py(a, b, c):
 
 
 @intrinsic
+def _llvm_select(typingctx, c, a, b):
+    if isinstance(c, types.Boolean) and isinstance(a, types.Float) and a == b:
+        def codegen(context, builder, signature, args):
+            return builder.select(args[0], args[1], args[2])
+
+        return a(c, a, b), codegen
+    return None
+
+
+def where(c, a, b):
+    """a if c else b, both already computed.
+
+    Compiled, it is one LLVM ``select``. A conditional expression is a
+    branch, which LLVM may keep as one until the loop vectorizer turns it
+    into a select; a value computed on both sides of such a branch (forward
+    and grad inlined into one value_and_grad loop) is then computed twice.
+    """
+    return a if c else b
+
+
+@overload(where, jit_options=_OPTIONS)
+def _ov_where(c, a, b):
+    if isinstance(c, types.Boolean) and isinstance(a, types.Float) and a == b:
+        return lambda c, a, b: _llvm_select(c, a, b)
+
+
+@intrinsic
 def _llvm_maxnum(typingctx, a, b):
     if isinstance(a, types.Float) and a == b:
         def codegen(context, builder, signature, args):
@@ -532,9 +559,16 @@ def _reduce_wide(x):
     T = type(x)
     xc = T(-708.0) if x < T(-708.0) else x  # NaN passes and propagates
     xc = T(709.0) if xc > T(709.0) else xc
-    t = fma(xc, T(1.4426950408889634), T(6755399441055744.0))
+    return _reduce_in_range(xc)
+
+
+@_jitable
+def _reduce_in_range(x):
+    """_reduce_wide for -708 <= x <= 709 (or NaN), without the clamps."""
+    T = type(x)
+    t = fma(x, T(1.4426950408889634), T(6755399441055744.0))
     nf = t - T(6755399441055744.0)
-    a = fma(-nf, T(0.6931471805599453), xc)
+    a = fma(-nf, T(0.6931471805599453), x)
     return a, float64_of((bits64(t) - 0x4338000000000000 + 1023) << 52)
 
 
@@ -596,6 +630,17 @@ exp_lean, expm1_lean = _exp_expm1(
     """e^x - 1 in float64 to 2^-30.5 relative (the worst near |x| = 0.1),
     for exp_lean's use: functions without cancellation
     (``tests/test_vmath.py``).""")
+
+
+@_jitable
+def exp_lean_in_range(x):
+    """exp_lean for -708 <= x <= 709, or NaN (which propagates), without
+    the clamps and the zero below -708 (four operations fewer), and with
+    (e^a - 1) 2^n + 2^n in one fused multiply-add (one more): for callers
+    that hold their argument within a range of their own (outside it the
+    result is undefined)."""
+    a, s = _reduce_in_range(x)
+    return fma(_expm1_lean_core(a), s, s)
 
 
 @_jitable

@@ -232,6 +232,20 @@ def test_fma_python_matches_compiled(dtype):
         assert _vmath.fma(ai, bi, ci) == fused(ai, bi, ci)
 
 
+def test_where_is_a_select(dtype):
+    """where(c, a, b): a if c else b, compiled as one select (NaN in a or b
+    passes through like any value)."""
+    @njit
+    def pick(c, a, b):
+        return _vmath.where(c, a, b)
+
+    a, b = dtype(1.5), dtype(np.nan)
+    assert pick(True, a, b) == a and np.isnan(pick(False, a, b))
+    assert _vmath.where(True, a, b) == a and np.isnan(_vmath.where(False, a, b))
+    ir = "".join(pick.inspect_llvm().values())
+    assert re.search(r"= select i1 ", ir)
+
+
 # --- compiled code -------------------------------------------------------------
 
 @pytest.mark.parametrize("name", NAMES)
@@ -279,10 +293,12 @@ def test_parallel_loop_vectorizes():
     ("exp_wide", mpmath.exp, -700.0, 700.0, 2.0**-44),
     ("expm1_wide", mpmath.expm1, -40.0, 88.0, 2.0**-41),
     ("exp_lean", mpmath.exp, -700.0, 700.0, 2.0**-33.5),
+    ("exp_lean_in_range", mpmath.exp, -708.0, 709.0, 2.0**-33.5),
     ("expm1_lean", mpmath.expm1, -40.0, 88.0, 2.0**-30.5),
 ])
 def test_wide_primitives_against_mpmath(name, mp_func, lo, hi, bound):
-    """exp_wide / expm1_wide / exp_lean / expm1_lean: relative error below
+    """exp_wide / expm1_wide / exp_lean (and exp_lean_in_range, without its
+    clamps) / expm1_lean: relative error below
     2^-44 / 2^-41 / 2^-33.5 / 2^-30.5 (the float32 functions round their
     float64 results once: this is 2^-17 ulp, or 2^-6 for the lean ones,
     used only without cancellation)."""
@@ -303,6 +319,8 @@ def test_wide_primitives_special_values():
     assert _vmath.exp_wide(-np.inf) == 0.0 and _vmath.exp_wide(-709.0) == 0.0
     assert _vmath.exp_lean(-np.inf) == 0.0 and math.isnan(_vmath.exp_lean(np.nan))
     assert _vmath.exp_lean(0.0) == 1.0
+    assert _vmath.exp_lean_in_range(0.0) == 1.0 and math.isnan(_vmath.exp_lean_in_range(np.nan))
+    assert _vmath.exp_lean_in_range(-708.0) > 0 and np.isfinite(_vmath.exp_lean_in_range(709.0))
     assert _vmath.expm1_lean(-np.inf) == -1.0 and _vmath.expm1_lean(0.0) == 0.0
     assert _vmath.exp_wide(np.inf) == np.inf or _vmath.exp_wide(np.inf) > 1e307
     assert math.isnan(_vmath.exp_wide(np.nan)) and math.isnan(_vmath.expm1_wide(np.nan))
