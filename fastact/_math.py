@@ -170,14 +170,33 @@ def logistic_parts(x, eh, el):
 
 
 @scalar_jit
+def logistic_e32(x, beta):
+    """For a float32 x: z = beta x in float64 (exact, the product of two
+    float32; beta None for 1) held to [-200, 200], e = e^-z (exp_lean) and
+    r = 1 / (1 + e) = sigma(z).
+
+    In float64 e^-z needs no |z|: it stays finite (below e^200) where
+    float32 needs e^-|z| and a select for z < 0; sigma(z) has relative
+    sensitivity e / (1 + e) <= 1 to e, so exp_lean's 2^-34 is 2^-10 ulp
+    after rounding. Beyond 200 sigma rounds to 1 or 0 as it does at 200.
+    """
+    T = type(x)
+    if beta is None:  # 1: held in float32, half the vector registers
+        z = wide(_vmath.where(x < T(-200), T(-200), _vmath.where(x > T(200), T(200), x)))
+    else:
+        z = wide(x) * wide(beta)
+        z = _vmath.where(z < -200.0, -200.0, _vmath.where(z > 200.0, 200.0, z))  # NaN passes
+    e = _vmath.exp_lean_in_range(-z)
+    return z, e, 1.0 / (1.0 + e)
+
+
+@scalar_jit
 def sigmoid(x):
-    """1 / (1 + e^-x), without overflow: float32 in float64 (exp_lean, no
-    cancellation), rounded once; float64 from sigmoid_parts."""
+    """1 / (1 + e^-x), without overflow: float32 in float64 (see
+    logistic_e32), rounded once; float64 from sigmoid_parts."""
     if single(x):
-        T = type(x)
-        v = wide(x)
-        e = _vmath.exp_lean(-abs(v))
-        return T((1.0 if v >= 0 else e) / (1.0 + e))
+        z, e, r = logistic_e32(x, None)
+        return type(x)(r)
     q, t, inv, eh, el, dh, dl = sigmoid_parts(x)
     return _vmath.fma(t, inv, q)
 
@@ -208,13 +227,12 @@ def logistic_grad(eh, el, dh, dl):
 
 @scalar_jit
 def sigmoid_grad(x):
-    """sigma(x) sigma(-x) = e / (1 + e)^2, e = e^-|x|: float32 in float64
-    (exp_lean), rounded once; float64 from logistic_grad."""
+    """sigma(x) sigma(-x) = e / (1 + e)^2: float32 in float64 with
+    e = e^-x (see logistic_e32), rounded once; float64 from logistic_grad
+    with e = e^-|x|."""
     if single(x):
-        T = type(x)
-        e = _vmath.exp_lean(-abs(wide(x)))
-        d = 1.0 + e
-        return T(e / (d * d))
+        z, e, r = logistic_e32(x, None)
+        return type(x)(e * (r * r))
     q, t, inv, eh, el, dh, dl = sigmoid_parts(x)
     return logistic_grad(eh, el, dh, dl)
 
@@ -397,8 +415,12 @@ class RootPatch:
     outside which the closed form is within 1e-13 (relative), and the
     truncation error within below 2^-54. float32 (evaluated in float64 and
     rounded once): 3 terms on |d| <= 2^-10, outside which the closed forms
-    are within 2^-35, truncation error below 2^-31 (gelu': 6 terms on 1/32,
-    where its closed form, from a Phi accurate to 2^-31, is within 2^-27).
+    are within 2^-35, truncation error below 2^-31. Wider windows where the
+    closed form's exponential is less accurate: silu' and mish' (from
+    exp_lean, 2^-34, whose error the cancellation multiplies by about
+    2^-2.2 / |d|) 3 terms on 2^-9, outside which they are within 2^-27,
+    truncation error below 2^-30.5; gelu' 6 terms on 1/32, where its closed
+    form, from a Phi accurate to 2^-31, is within 2^-27.
     Coefficients: Taylor coefficients at the root, found with mpmath at 50
     digits (``tests/test_math.py`` recomputes them).
     """
@@ -416,10 +438,12 @@ class RootPatch:
 
         @scalar_jit
         def patch(z, zlo, y, x):
-            """y, or d P(d) where z + zlo lies within the window about r."""
-            d = ((np.float64(z) - rh) + zlo) - rl
+            """y, or d P(d) where z + zlo lies within the window about r
+            (zlo: float64 only, a float32 z is exact)."""
             if single(x):
+                d = (np.float64(z) - rh) - rl
                 return d * p32(d) if abs(d) <= w32 else y
+            d = ((np.float64(z) - rh) + zlo) - rl
             return d * p64(d) if abs(d) <= 0.125 else y
 
         return patch
@@ -430,13 +454,13 @@ silu_root = RootPatch(-1.2784645427610737, -1.0946994183093437e-16, (
     0.2178117057198001, 0.1466487969969469, 0.018874814223782312, -0.015222655223188032,
     -0.006606589138356696, 0.000126627410081122, 0.0007985218818397998, 0.00018570724361186496,
     -4.090534237428612e-05, -2.9733542213263917e-05, -2.942631888842464e-06,
-    2.346029682463866e-06, 8.599695028268575e-07)).jit()
+    2.346029682463866e-06, 8.599695028268575e-07), w32=2.0**-9).jit()
 #: mish'
 mish_root = RootPatch(-1.1924312145154952, -4.8484829848031044e-17, (
     0.2669479140495345, 0.20473126408010586, 0.04190782104360987, -0.020271822716684245,
     -0.01582112656173338, -0.0033606849270232685, 0.0010924055409445854, 0.0009898181021289196,
     0.00025412936386191073, -4.1961496031696126e-05, -5.582891567360688e-05,
-    -1.72992708103044e-05, 9.427361327376651e-07)).jit()
+    -1.72992708103044e-05, 9.427361327376651e-07), w32=2.0**-9).jit()
 #: gelu' = Phi(x) + x phi(x)
 gelu_root = RootPatch(-0.7517915246935645, 1.4956759177009883e-17, (
     0.4314939923140469, 0.388284982990552, -0.018199676398671087, -0.1140082332972217,

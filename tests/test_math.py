@@ -37,8 +37,8 @@ def _gelu_tanh_grad(x):
 
 # name: (mpmath function, guess, float32 window)
 PATCHES = {
-    "silu_root": (_silu_grad, -1.2785, 2.0**-10),
-    "mish_root": (_mish_grad, -1.1924, 2.0**-10),
+    "silu_root": (_silu_grad, -1.2785, 2.0**-9),  # exp_lean's closed form: wider
+    "mish_root": (_mish_grad, -1.1924, 2.0**-9),
     "gelu_root": (_gelu_grad, -0.7518, 0.03125),  # float32 Phi to 2^-31: wider
     "gelu_tanh_root": (_gelu_tanh_grad, -0.7522, 2.0**-10),
 }
@@ -56,14 +56,15 @@ def test_root_patch_coefficients(name):
         rh = float(root)
         rl = float(root - rh)
         # the patch evaluated on both sides of the root, against mpmath
-        for d in (1e-9, -3e-9, 1e-5, -2e-4, 9.7e-4, -9.7e-4, 0.007, -0.0078, 0.03, 0.1, -0.12):
+        edges = (0.999 * w32, -0.999 * w32)  # the float32 truncation error peaks there
+        for d in (1e-9, -3e-9, 1e-5, -2e-4, 9.7e-4, -9.7e-4, 0.007, -0.0078, 0.03, 0.1, -0.12) + edges:
             x = rh + d
             exact = func(mpmath.mpf(x))
             y64 = patch(x, 0.0, np.nan, np.float64(0))
             y32 = patch(x, 0.0, np.nan, np.float32(0)) if abs(d) <= w32 else None
             assert abs(y64 - exact) <= 4e-16 * abs(exact), (d, y64, exact)
-            if y32 is not None:  # rounded to float32 next: 2^-31 is ample
-                assert abs(y32 - exact) <= 2.0**-31 * abs(exact), (d, y32, exact)
+            if y32 is not None:  # rounded to float32 next: 2^-30.5 is 1/90 ulp
+                assert abs(y32 - exact) <= 2.0**-30.5 * abs(exact), (d, y32, exact)
     assert abs(root - rh - rl) < mpmath.mpf(2) ** -106
     # outside the windows the closed form (here NaN) passes through
     assert np.isnan(patch(rh + 0.2, 0.0, np.nan, np.float64(0)))

@@ -101,19 +101,19 @@ class swish:
     array([-0.11920292,  1.96402758])
     """
 
-    # One exponential per element: e = e^-|z| gives sigma(z) and sigma'(z).
-    # float32 is evaluated in float64 (see _math.wide), where z = beta x is
-    # exact and e^-|z| stays normal down to -708; float64 takes the
-    # correction terms of z's rounding and, below z = -80, a tail form.
+    # One exponential per element gives sigma(z) and sigma'(z). float32 is
+    # evaluated in float64 (see _math.logistic_e32), where z = beta x is
+    # exact and e = e^-z stays finite; value_and_grad shares e and 1 / (1 + e).
+    # float64 takes e = e^-|z|, the correction terms of z's rounding and,
+    # below z = -80, a tail form.
 
     def forward(x, beta=1.0):
         T = type(x)
         if _math.single(x):
-            v = _math.wide(x)
-            z = v * _math.wide(beta)
-            e = _vmath.exp_lean(-abs(z))
-            s = (1.0 if z >= 0 else e) / (1.0 + e)
-            return T(v * s) if s != 0 else T(0)
+            z, e, r = _math.logistic_e32(x, beta)
+            # from z = -200 (held there) the result rounds to 0, which is
+            # also the limit at x = -inf (not -inf * r)
+            return _vmath.where(z <= -200.0, T(0), T(_math.wide(x) * r))
         if beta == 1:  # silu: z = x exactly (no correction terms)
             return _swish_value(x, x, T(0), False)
         z, ze = _math.scaled(x, beta)
@@ -123,16 +123,13 @@ class swish:
         T = type(x)
         v = _math.wide(x)
         if _math.single(x):
-            # The float64 product of two float32 is exact, and e^-|z| is a
-            # normal float64 down to z = -708: no correction terms, no tail
-            # form. Beyond |z| = 150 the result is 1 or rounds to 0, and
-            # 1 + z is held there, so that e (1 + z) is 0, not 0 * inf.
-            z = v * _math.wide(beta)
-            e = _vmath.exp_wide(-abs(z))
-            w = 1.0 + (-150.0 if z < -150.0 else (150.0 if z > 150.0 else z))
-            n = 1.0 + e * w if z >= 0 else e * (w + e)  # NaN: the second
-            d = 1.0 + e
-            return T(_math.silu_root(z, 0.0, n / (d * d), x))
+            # sigma(z) (1 + z sigma(-z)) = (1 + e (1 + z)) / (1 + e)^2 with
+            # e = e^-z, z exact and held to [-200, 200], where the result is 1
+            # or rounds to 0 (see logistic_e32): no correction terms, no tail
+            # form, no select. 1 + z is exact; near the root (z ~ -1.28),
+            # where 1 + e (1 + z) cancels, the patch takes over.
+            z, e, r = _math.logistic_e32(x, beta)
+            return T(_math.silu_root(z, 0.0, _vmath.fma(e, 1.0 + z, 1.0) * (r * r), x))
         z, ze = _math.scaled(v, _math.wide(beta))
         tail = z < -80.0
         e = _math.wexp(0.5 * z if tail else -abs(z), x)
@@ -203,6 +200,28 @@ class softplus:
             raise ValueError(f"{fname}(): beta must be nonzero, got {beta}")
 
 
+@_math.scalar_jit
+def _mish_parts32(x):
+    """For the float32 mish evaluated in float64: x held to [-200, 300]
+    (vc), n = e^vc (exp_lean), r = 1 / (n (n + 2) + 2) and
+    t = tanh(softplus(vc)) = n (n + 2) r, and x held below only (vlo).
+
+    From 20 on, t is 1 in float64 and the derivative rounds to 1; up to
+    300, n^2 stays finite. Below -200 the value and the derivative round to
+    0 as they do at -200 (-inf included): vlo t is the value, with no
+    select. Forward and grad share all of it: value_and_grad computes one
+    exponential and one division. (The clamps in float32, half the vector
+    registers; NaN passes.)
+    """
+    T = type(x)
+    xlo = _vmath.where(x < T(-200), T(-200), x)
+    vc = _math.wide(_vmath.where(xlo > T(300), T(300), xlo))
+    n = _vmath.exp_lean_in_range(vc)
+    p = n * (n + 2.0)
+    r = 1.0 / (p + 2.0)
+    return _math.wide(xlo), vc, n, r, p * r
+
+
 @elementwise(torch="F.mish")
 class mish:
     """Mish.
@@ -219,15 +238,17 @@ class mish:
     array([-0.30340146,  0.86509839])
     """
 
-    # float32 in float64 (see _math.wide), where e^x stays normal down to
-    # -708 (the result rounds to 0 below): the tail forms are float64's.
+    # float32 in float64 (see _math.wide and _mish_parts32), where e^x stays
+    # normal: the tail forms are float64's.
 
     def forward(x):
         T = type(x)
         v = _math.wide(x)
-        tail = v < -80.0 and not _math.single(x)
-        # (float32: no cancellation, the lighter exponential serves)
-        n = _vmath.exp_lean(v) if _math.single(x) else _math.wexp(0.5 * v if tail else v, x)
+        if _math.single(x):
+            vlo, vc, n, r, t = _mish_parts32(x)
+            return T(vlo * t)
+        tail = v < -80.0
+        n = _math.wexp(0.5 * v if tail else v, x)
         if v > 20.0:
             return x
         if n == 0:  # the limit 0, not -inf * 0
@@ -243,15 +264,15 @@ class mish:
         T = type(x)
         v = _math.wide(x)
         if _math.single(x):
-            # The closed form below on x held to [-750, 20], where e^x stays
-            # finite, and is 0 at -750 (not -inf * 0 at -inf); beyond 20 the
-            # result rounds to 1 as it does at 20. Selects only.
-            v = -750.0 if v < -750.0 else (20.0 if v > 20.0 else v)
-            n = _vmath.exp_wide(v)
-            p = n * (n + 2.0)
-            q = p + 2.0
-            y = (p * q + v * (4.0 * n * (1.0 + n))) / (q * q)
-            return T(_math.mish_root(v, 0.0, y, x))
+            # The closed form below on x held to [-200, 300] (see
+            # _mish_parts32), where the result rounds as it does at the
+            # ends beyond them: t + x sech^2(sp) sigma(x), with
+            # sech^2(sp) sigma(x) = 4 n (1 + n) r^2 (0 from x = 177 on, where
+            # r^2 underflows and the result is 1).
+            vlo, vc, n, r, t = _mish_parts32(x)
+            c = 4.0 * n
+            y = _vmath.fma(vc * _vmath.fma(c, n, c), r * r, t)
+            return T(_math.mish_root(vc, 0.0, y, x))
         tail = v < -80.0
         n = _math.wexp(0.5 * v if tail else v, x)
         if v > 20.0:
