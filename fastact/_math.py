@@ -393,13 +393,13 @@ _MILLS_T = polynomial((
 
 @scalar_jit
 def normal_tail_wide(y):
-    """Phi(-y) and e^(-y^2/2) for a float64 y >= 0 holding a float32, to
-    2^-31 (see _MILLS_T; e^(-y^2/2) from exp_lean, to 2^-34): the gelu of
-    float32 evaluated in float64 (y^2 is
-    exact there). Beyond 16 the result is below 1e-57, t is held at 1/5 and
-    the value is approximate (it underflows every float32 result)."""
-    e = _vmath.exp_lean(-0.5 * (y * y))
-    t = 1.0 / (1.0 + 0.25 * (y if y < 16.0 else 16.0))
+    """Phi(-y) and e^(-y^2/2) for a float64 0 <= y <= 16 holding a float32
+    (or NaN), to 2^-31 (see _MILLS_T; e^(-y^2/2) from exp_lean, to 2^-34):
+    the gelu of float32 evaluated in float64 (y^2 is exact there). The
+    caller holds y to the polynomial's range (beyond 16 Phi(-y) is below
+    1e-57, which no float32 result can tell from Phi(-16))."""
+    e = _vmath.exp_lean_in_range(-0.5 * (y * y))
+    t = 1.0 / (1.0 + 0.25 * y)
     return e * (t * _MILLS_T(t)), e
 
 

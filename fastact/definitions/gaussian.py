@@ -62,6 +62,25 @@ def _tail_factors(v, x):
     return _math.gauss(v, x, 0.25), s
 
 
+@_math.scalar_jit
+def _gelu_parts32(x):
+    """For the float32 gelu evaluated in float64: x held below to -16
+    (vlo) and to [-16, 16] (vc), Phi(vc) and e^(-vc^2/2) (one exponential,
+    see _math.normal_tail_wide).
+
+    Beyond 16, Phi(-|x|) is below 1e-57: x Phi(x) rounds to 0 (x < -16) or
+    to x (x > 16, where 1 - Phi(-16) is 1), and the derivative to 0 or 1,
+    as at the ends: no select on the result, and forward and grad share
+    everything (value_and_grad: one exponential, one division). The clamps
+    in float32, half the vector registers; NaN passes.
+    """
+    T = type(x)
+    xlo = _vmath.where(x < T(-16), T(-16), x)
+    vc = _math.wide(_vmath.where(xlo > T(16), T(16), xlo))
+    q, e = _math.normal_tail_wide(abs(vc))
+    return _math.wide(xlo), vc, _vmath.where(vc < 0.0, q, 1.0 - q), e
+
+
 @elementwise(name="gelu")
 class gelu_erf:
     """x * Phi(x), with Phi from erfc on the negative side (see _math.ndtr).
@@ -77,11 +96,9 @@ class gelu_erf:
         T = type(x)
         v = _math.wide(x)
         if _math.single(x):
-            # x Phi(-|x|) (x <= 0) or x - x Phi(-|x|) in float64, rounded once
-            q, e = _math.normal_tail_wide(abs(v))
-            if q == 0:  # the limits x (x -> inf) and 0, not inf * 0
-                return x if x > 0 else T(0)
-            return T(v * q if v <= 0 else v - v * q)
+            # x Phi(-|x|) (x <= 0) or x (1 - Phi(-|x|)) in float64, rounded once
+            vlo, vc, p, e = _gelu_parts32(x)
+            return T(vlo * p)
         if v < -37.0:
             # float64 tail, where Phi(x) is subnormal (see _tail_factors)
             q, s = _tail_factors(v, x)
@@ -93,21 +110,21 @@ class gelu_erf:
 
     def grad(x):
         T = type(x)
+        if _math.single(x):
+            # Phi + x phi on x held to [-16, 16] (see _gelu_parts32), where
+            # the result is 0 or rounds to 1 as it does beyond; the root
+            # patch covers the sum's cancellation within 1/32 of the root
+            vlo, vc, p, e = _gelu_parts32(x)
+            y = _vmath.fma(vc, e * _INV_SQRT_2PI, p)
+            return T(_math.gelu_root(vc, 0.0, y, x))
         v = _math.wide(x)
-        if v < -37.0 and not _math.single(x):
+        if v < -37.0:
             q, s = _tail_factors(v, x)  # Phi + x phi = phi x (1 - S/x^2)
             if q == 0:  # x = -inf: the limit 0, not inf * 0
                 return T(0)
             return T(((v * q) * (_INV_SQRT_2PI * (1.0 - s / (v * v)))) * q)
-        if _math.single(x):
-            # Phi and phi from one exponential (normal_tail_wide, 2^-31); the
-            # root patch covers the sum's cancellation within 1/32 of the root
-            t, e = _math.normal_tail_wide(abs(v))
-            p = t if v < 0 else 1.0 - t
-            q = e
-        else:
-            p = _math.ndtr(v)
-            q = _math.gauss(v, x, 0.5)
+        p = _math.ndtr(v)
+        q = _math.gauss(v, x, 0.5)
         # |x| large (or inf): the x*phi(x) term is 0, not inf * 0
         y = p if q == 0 else p + v * (q * _INV_SQRT_2PI)
         return T(_math.gelu_root(v, 0.0, y, x))
