@@ -126,3 +126,37 @@ def test_value_and_grad_computes_one_exponential(name):
     defn = next(d for d in _definitions() if d.forward.__qualname__.split(".")[0] == name)
     assert _exponentials("grad", defn) == 1
     assert _exponentials("value_and_grad", defn) == 1
+
+
+@pytest.mark.parametrize("name", ["elu", "celu", "selu", "softplus", "hardswish"])
+def test_value_and_grad_stores_without_masks(name):
+    """value_and_grad writes both values after computing both: where forward
+    and grad branch on the same test, a store between them ends up inside
+    the branches and vectorizes to masked stores (microcoded on AMD CPUs,
+    3-6x slower loops on Zen 3). These five did so with the stores
+    interleaved."""
+    defn = next(d for d in _definitions() if d.forward.__qualname__.split(".")[0] == name)
+    k = _fresh_bound(_cpu._LOOP_TEMPLATES["value_and_grad"], defn, "value_and_grad")
+    x = np.linspace(-3, 3, 64, dtype=np.float32)
+    params = tuple(np.float32(defn.defaults[p]) for p in defn.param_names)
+    k(x, np.empty_like(x), np.empty_like(x), params)
+    ir = "".join(k.inspect_llvm().values())
+    assert "vector.body" in ir
+    assert "@llvm.masked.store" not in ir
+
+
+def test_kernels_compile_with_loop_unswitching():
+    """fastact's kernels compile with a raised unswitch limit (celu's
+    ``alpha == 1`` loop split in two instead of both sides computed for
+    every element) and leave LLVM's default to every other compilation."""
+    from fastact import _compile
+
+    seen = []
+    real = _compile._set_unswitch_threshold
+    try:
+        _compile._set_unswitch_threshold = lambda n: (seen.append(n), real(n))
+        k = _compile.jit(lambda a: a + 1.0)
+        assert k(1.0) == 2.0
+    finally:
+        _compile._set_unswitch_threshold = real
+    assert seen == [_compile._UNSWITCH_KERNELS, _compile._UNSWITCH_DEFAULT]
