@@ -43,6 +43,12 @@ def _definitions():
     return list(seen)
 
 
+def _definition(body: str):
+    """The definition of the class named ``body`` (``gelu_erf``, not the
+    public ``gelu`` that its variants share)."""
+    return next(d for d in _definitions() if d.forward.__qualname__.split(".")[0] == body)
+
+
 def _fresh(fn, tag):
     """``fn`` compiled in this process without the disk cache, so that it has assembly."""
     return numba.njit(nogil=True, error_model="numpy")(specialize(fn, f"{tag}_asm_probe"))
@@ -123,7 +129,7 @@ def test_value_and_grad_computes_one_exponential(name):
     code. A conditional expression left as a branch, or an operation folded
     into one caller's select and not the other's, makes it two: 1.3-1.5x
     slower, the same results."""
-    defn = next(d for d in _definitions() if d.forward.__qualname__.split(".")[0] == name)
+    defn = _definition(name)
     assert _exponentials("grad", defn) == 1
     assert _exponentials("value_and_grad", defn) == 1
 
@@ -135,7 +141,7 @@ def test_value_and_grad_stores_without_masks(name):
     the branches and vectorizes to masked stores (microcoded on AMD CPUs,
     3-6x slower loops on Zen 3). These five did so with the stores
     interleaved."""
-    defn = next(d for d in _definitions() if d.forward.__qualname__.split(".")[0] == name)
+    defn = _definition(name)
     k = _fresh_bound(_cpu._LOOP_TEMPLATES["value_and_grad"], defn, "value_and_grad")
     x = np.linspace(-3, 3, 64, dtype=np.float32)
     params = tuple(np.float32(defn.defaults[p]) for p in defn.param_names)
