@@ -59,16 +59,27 @@ def _reciprocal_pair(s, T):
 
 @scalar_jit
 def _exp_minus(a, m):
-    """e^(a - m) in a's dtype, accurate to the rounding of the result.
+    """e^(a - m) in a's dtype, a <= m.
 
-    float32: a - m is exact in float64 (where it is not, beyond 2^29 apart,
-    e^(a - m) is 0), and exp_lean's 2^-34 is far below float32's rounding;
-    this is cheaper than a float32 double-word exponential of a - m split
-    exactly. float64: exp_sub.
+    float32: a - m split exactly into d + its rounding error (TwoSum) and
+    exp_lean_dw of the pair, in float32 arithmetic: within 0.8 ulp of
+    e^(a - m) itself, where the rounded d alone would cost |a - m| ulps.
+    float64: exp_sub.
     """
     if _math.single(a):
-        return type(a)(_vmath.exp_lean(np.float64(a) - np.float64(m)))
+        d = a - m
+        bb = d - a
+        return _vmath.exp_lean_dw(d, (a - (d - bb)) - (m + bb))  # TwoSum: d + its error is a - m
     return _math.exp_sub(a, m)
+
+
+@scalar_jit
+def _exp_of_output(y):
+    """e^y for a log_softmax output y: exp_lean_dw for float32 (its 0.8 ulp
+    are of the order of y's own rounding), the full exponential for float64."""
+    if _math.single(y):
+        return _vmath.exp_lean_dw(y, type(y)(0))
+    return _math.exp(y)
 
 
 @scalar_jit
@@ -83,11 +94,13 @@ def _signed_max(v, sign):
 def _softmax_row(v, o, sign, mode):
     T = v.dtype.type
     m = _signed_max(v, sign)
+    s = 0.0
     for j in range(v.shape[0]):
         e = v[j]
         vector_loop(e)
-        o[j] = _exp_minus(sign * e, m)
-    s = _sum64(o)
+        p = _exp_minus(sign * e, m)
+        o[j] = p
+        s += np.float64(p)
     if mode == SOFTMAX:
         ih, il = _reciprocal_pair(s, T)
         for j in range(v.shape[0]):
@@ -112,7 +125,9 @@ def _softmax_backward_row(g, y, o, sign, mode):
     else:
         s = _sum64(g)
         for j in range(y.shape[0]):
-            o[j] = T(np.float64(g[j]) - _math.exp(np.float64(y[j])) * s)
+            e = y[j]
+            vector_loop(e)
+            o[j] = T(np.float64(g[j]) - np.float64(_exp_of_output(e)) * s)
 
 
 # --- one row with a mask (where=) -------------------------------------------
@@ -159,7 +174,7 @@ def _masked_softmax_backward_row(g, y, o, sign, mode, mask):
         elif mode == SOFTMAX:
             o[j] = T(sign * (np.float64(y[j]) * (np.float64(g[j]) - s)))
         else:
-            o[j] = T(np.float64(g[j]) - _math.exp(np.float64(y[j])) * s)
+            o[j] = T(np.float64(g[j]) - np.float64(_exp_of_output(y[j])) * s)
 
 
 # --- kernels ----------------------------------------------------------------
