@@ -30,11 +30,8 @@ class hardtanh:
 
     def grad(x, min_val=-1.0, max_val=1.0):
         T = type(x)
-        if x > min_val and x < max_val:
-            return T(1)
-        if x <= min_val or x >= max_val:
-            return T(0)
-        return x  # NaN
+        r = T(1) if x > min_val and x < max_val else T(0)
+        return r if x == x else x  # see relu.grad
 
     def check(fname, min_val, max_val):
         if min_val > max_val:
@@ -81,11 +78,8 @@ class hardsigmoid:
 
     def grad(x):
         T = type(x)
-        if x > T(-3) and x < T(3):
-            return T(1) / T(6)
-        if x <= T(-3) or x >= T(3):
-            return T(0)
-        return x
+        r = T(1) / T(6) if x > T(-3) and x < T(3) else T(0)
+        return r if x == x else x  # see relu.grad
 
 
 @_math.scalar_jit
@@ -179,11 +173,8 @@ class softshrink:
 
     def grad(x, lambd=0.5):
         T = type(x)
-        if x > lambd or x < -lambd:
-            return T(1)
-        if x == x:
-            return T(0)
-        return x
+        r = T(1) if x > lambd or x < -lambd else T(0)
+        return r if x == x else x  # see relu.grad
 
     def check(fname, lambd):
         if not lambd >= 0:
@@ -210,8 +201,5 @@ class hardshrink:
 
     def grad(x, lambd=0.5):
         T = type(x)
-        if abs(x) > lambd:
-            return T(1)
-        if abs(x) <= lambd:
-            return T(0)
-        return x
+        r = T(1) if abs(x) > lambd else T(0)
+        return r if x == x else x  # see relu.grad
