@@ -245,3 +245,21 @@ def test_prelu_nan_and_errors():
         fa.prelu(np.ones(3), np.ones(3))
     with pytest.raises(ValueError, match="grad_output"):
         fa.prelu.backward(np.ones((2, 2)), np.ones((2, 3)), np.ones(3))
+
+
+def test_log_softmax_backward_rounds_once_from_the_output():
+    # g - e^y sum(g) evaluated in float64 from the float32 output and rounded
+    # once: e^y rounded to float32 first would move the result by up to half
+    # an ulp of the terms, thousands of ulps of the result where they cancel
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((16, 1024)) * 3).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    y = fa.log_softmax(x)
+    g64 = g.astype(np.float64)
+    total = g64.sum(-1, keepdims=True)
+    p = np.exp(y.astype(np.float64))
+    expected = (g64 - p * total).astype(np.float32)
+    terms = np.abs(g64) + p * np.abs(total)
+    for actual in (fa.log_softmax.backward(g, y=y), fa.log_softmax.backward(g, x)):
+        err = np.abs(actual.astype(np.float64) - expected)
+        assert np.all(err <= np.maximum(np.spacing(np.abs(expected)), 2.0**-28 * terms))
