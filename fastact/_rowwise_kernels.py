@@ -96,13 +96,11 @@ def _signed_max(v, sign):
 def _softmax_row(v, o, sign, mode):
     T = v.dtype.type
     m = _signed_max(v, sign)
-    s = 0.0
     for j in range(v.shape[0]):
         e = v[j]
         vector_loop(e)
-        p = _exp_minus(sign * e, m)
-        o[j] = p
-        s += np.float64(p)
+        o[j] = _exp_minus(sign * e, m)
+    s = _sum64(o)
     if mode == SOFTMAX:
         ih, il = _reciprocal_pair(s, T)
         for j in range(v.shape[0]):
