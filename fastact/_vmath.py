@@ -446,15 +446,22 @@ def _reduce64(x):
 
 
 @_jitable
+def _exp_q32(a):
+    """q(a), e^a = 1 + a + a^2 q(a) for |a| <= 0.3466 (float32)."""
+    T = type(a)
+    q = fma(a, T(0.0013814573), T(0.008368706))
+    q = fma(a, q, T(0.04166833))
+    q = fma(a, q, T(0.16666521))
+    return fma(a, q, T(0.49999994))
+
+
+@_jitable
 def _exp_pair32(a, rlo):
     """e^(a + rlo) = hi + lo, |a| <= 0.3466, |rlo| < 2^-17 (lo not normalized)."""
     T = type(a)
     a2 = a * a
     a2lo = fma(a, a, -a2)  # a^2 = a2 + a2lo exactly: the rounding of a^2 costs 1/8 ulp
-    q = fma(a, T(0.0013814573), T(0.008368706))
-    q = fma(a, q, T(0.04166833))
-    q = fma(a, q, T(0.16666521))
-    q = fma(a, q, T(0.49999994))
+    q = _exp_q32(a)
     u = fma(rlo, fma(a2, q, a), rlo)  # rlo e^a
     # 1 + a with its rounding error (Fast2Sum), then the small terms, so that
     # only the last addition rounds at the scale of the result
@@ -677,10 +684,7 @@ def _exp_lean32(x, xlo):
     xc = T(-104.0) if x < T(-104.0) else x  # NaN passes and propagates
     xc = T(89.0) if xc > T(89.0) else xc
     a, rlo, n = _reduce32(xc)
-    q = fma(a, T(0.0013814573), T(0.008368706))
-    q = fma(a, q, T(0.04166833))
-    q = fma(a, q, T(0.16666521))
-    q = fma(a, q, T(0.49999994))
+    q = _exp_q32(a)
     v = (a * a) * q
     c = rlo + (xlo if inside else T(0))
     hi = T(1) + a
@@ -723,8 +727,8 @@ exp_lean_dw = _dw_by_dtype("exp_lean_dw", _exp_lean32, _exp_dw64, """e^(x + xlo)
     at half the operations of exp_dw; its exponentials need no correctly
     rounded value but the exact low part of x - max (see exp_dw). xlo is
     folded into the reduced argument with the reduction's own low part,
-    which costs up to 1/4 ulp, and 1 + a + a^2 q(a) (_exp_pair32's q) is
-    summed in plain float32; subnormal results round once (_scale32).
+    which costs up to 1/4 ulp, and 1 + a + a^2 q(a) is
+    summed in plain float32 (_exp_q32); subnormal results round once (_scale32).
     Where x is beyond the float32 range of e^x, xlo is ignored (it may be
     NaN: x - max at x = -inf). float64: exp_dw.
     """)
