@@ -677,19 +677,39 @@ def exp_pair32(x, k):
     return (eh * s1) * s2, (el * s1) * s2
 
 
+#: exp_row32 returns e^x times this: its results stay normal numbers
+EXP_ROW_SCALE = 2.0**32
+
+
 @_jitable
-def _exp_lean32(x, xlo):
+def exp_row32(x, xlo):
+    """e^(x + xlo) 2^32 for float32 x <= 0, |xlo| <= ulp(x) / 2, in float32
+    arithmetic, within 0.7 ulp (``tests/test_vmath.py``): the exponentials
+    of a softmax row, x + xlo the exact difference of an entry and the row's
+    maximum.
+
+    The factor 2^32 keeps every result a normal number down to the clamp at
+    x = -104.5 (below it the value there, with xlo ignored: xlo may be NaN,
+    x - max at x = -inf): the row's sum is then at least 2^32, and the
+    normalization rounds the quotient once, also where it is subnormal (and
+    0 from the clamped entries). One power of two, from the reduction's
+    integer in one shift. xlo joins the reduction's low part c; the
+    quadratic term is taken at a + c rounded, 1 + a + c summed with the
+    rounding error of 1 + a (Fast2Sum), so that only the last addition
+    rounds at the scale of the result. NaN gives NaN.
+    """
     T = type(x)
-    inside = (x >= T(-104.0)) & (x <= T(89.0))  # beyond, xlo does not matter (and may be NaN)
-    xc = T(-104.0) if x < T(-104.0) else x  # NaN passes and propagates
-    xc = T(89.0) if xc > T(89.0) else xc
-    a, rlo, n = _reduce32(xc)
-    q = _exp_q32(a)
-    v = (a * a) * q
-    c = rlo + (xlo if inside else T(0))
+    tiny = x < T(-104.5)
+    xc = T(-104.5) if tiny else x
+    t = fma(xc, T(1.4426950216293335), T(12582912.0))  # 1.5 * 2^23 + round(x / ln2)
+    nf = t - T(12582912.0)
+    a = fma(-nf, T(0.6931471824645996), xc)  # exact (see _reduce32)
+    c = fma(nf, T(1.9046542121259336e-09), T(0) if tiny else xlo)
+    a1 = a + c
     hi = T(1) + a
-    lo = (a - (hi - T(1))) + v  # Fast2Sum: the rounding error of 1 + a
-    return _scale32(hi + (lo + fma(c, a + v, c)), n)  # e^(a + c) = e^a (1 + c)
+    lo = fma(a1 * a1, _exp_q32(a1), (a - (hi - T(1))) + c)
+    # 2^(n + 32): n = bits(t) - 0x4B400000 >= -151, exponent bias 127
+    return (hi + lo) * float32_of((bits32(t) - (0x4B400000 - 127 - 32)) << 23)
 
 
 @_jitable
@@ -718,19 +738,6 @@ exp_dw = _dw_by_dtype("exp_dw", _exp_dw32, _exp_dw64, """e^(x + xlo), x + xlo a 
     e^x has relative sensitivity |dx|: a rounded argument x - m of a
     softmax (|x - m| ~ 10) alone costs ~10 ulps; its exact low part restores
     them at the price of one addition.
-    """)
-
-
-exp_lean_dw = _dw_by_dtype("exp_lean_dw", _exp_lean32, _exp_dw64, """e^(x + xlo), |xlo| <= ulp(x) / 2, for the softmax family.
-
-    float32: in float32 arithmetic, within 0.8 ulp (``tests/test_vmath.py``)
-    at half the operations of exp_dw; its exponentials need no correctly
-    rounded value but the exact low part of x - max (see exp_dw). xlo is
-    folded into the reduced argument with the reduction's own low part,
-    which costs up to 1/4 ulp, and 1 + a + a^2 q(a) is
-    summed in plain float32 (_exp_q32); subnormal results round once (_scale32).
-    Where x is beyond the float32 range of e^x, xlo is ignored (it may be
-    NaN: x - max at x = -inf). float64: exp_dw.
     """)
 
 
