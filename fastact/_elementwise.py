@@ -32,6 +32,17 @@ from fastact._arrays import F32, F64, Arg, check_out, compute_dtype, finish, rea
 from fastact._compile import scalar_jit, specialize
 from fastact._dispatch import backend
 
+
+def _fast_out(out: Any, x: np.ndarray) -> bool:
+    """True when the short path may write a 1-D C-contiguous x's result into
+    ``out=``: an array of x's shape and dtype, C-contiguous and writeable, that
+    is x itself or shares no memory with it. Anything else takes the regular
+    path, which checks it (and copies through a temporary on partial overlap)."""
+    return (type(out) is np.ndarray and out.dtype == x.dtype and out.shape == x.shape
+            and out.flags.c_contiguous and out.flags.writeable
+            and (out is x or not np.may_share_memory(out, x)))
+
+
 class Definition:
     """The scalar functions and parameters of one activation (hashable by identity)."""
 
@@ -155,17 +166,19 @@ class Elementwise:
 
     # --- methods -------------------------------------------------------------
 
-    def _fast(self, kind: str, x: np.ndarray, g: Any = None, params: tuple | None = None):
+    def _fast(self, kind: str, x: np.ndarray, g: Any = None, params: tuple | None = None,
+              out: Any = None):
         """The result of a small call by its short path, or None when it does not apply.
 
         The per-call cost of a small array is Python's, not the kernel's. The
-        short path serves calls without ``out=`` on C-contiguous float32 or
-        float64 arrays below the parallel threshold (``g``, for backward, of
-        the same shape and dtype), once a regular call of that kind and dtype
-        has compiled the kernel: it allocates the result and calls the
-        compiled serial loop's entry point directly. ``params`` are the
-        parameters already resolved for x's dtype (the layers keep them);
-        None means the defaults, once a call with the defaults resolved them.
+        short path serves calls on C-contiguous float32 or float64 arrays
+        below the parallel threshold (``g``, for backward, of the same shape
+        and dtype; ``out=``, if given, as _fast_out says), once a regular call
+        of that kind and dtype has compiled the kernel: it allocates the
+        result (or takes ``out``) and calls the compiled serial loop's entry
+        point directly. ``params`` are the parameters already resolved for
+        x's dtype (the layers keep them); None means the defaults, once a
+        call with the defaults resolved them.
         """
         entry = self._short.get((kind, x.dtype))
         if params is None:
@@ -174,12 +187,18 @@ class Elementwise:
                 or not 0 < x.size < _cpu.parallel_threshold(self._defn)):
             return None
         flat = x if x.ndim == 1 else x.reshape(-1)
-        y = np.empty_like(x)
+        if out is None:
+            y = np.empty_like(x)
+        elif _fast_out(out, x):
+            y = out
+        else:
+            return None
         if g is None:
             entry(flat, y if x.ndim == 1 else y.reshape(-1), params)
         else:
             if type(g) is not np.ndarray or g.dtype is not x.dtype or g.shape != x.shape \
-                    or not g.flags.c_contiguous:
+                    or not g.flags.c_contiguous \
+                    or (out is not None and out is not g and np.may_share_memory(out, g)):
                 return None
             entry(g if x.ndim == 1 else g.reshape(-1), flat, y if x.ndim == 1 else y.reshape(-1), params)
         return y
@@ -203,25 +222,29 @@ class Elementwise:
         return finish(_store(dest, out, a), a.scalar, out)
 
     def __call__(self, x: Any, *, out: np.ndarray | None = None, **params: float) -> Any:
-        if out is None and not params and type(x) is np.ndarray and x.ndim:
+        if not params and type(x) is np.ndarray and x.ndim:
             dt = x.dtype
             entry = self._short.get(("forward", dt))
             if entry is not None and x.ndim == 1 and x.flags.c_contiguous:
                 # _fast's path for the commonest case, inlined (each step costs ~0.1 us)
                 p = self._default_params.get(dt)
                 if p is not None and 0 < x.size < _cpu.PARALLEL_THRESHOLD >> self._shift:
-                    y = np.empty_like(x)
-                    entry(x, y, p)
-                    return y
-            y = self._fast("forward", x)
+                    if out is None:
+                        y = np.empty_like(x)
+                        entry(x, y, p)
+                        return y
+                    if _fast_out(out, x):
+                        entry(x, out, p)
+                        return out
+            y = self._fast("forward", x, out=out)
             if y is not None:
                 return y
         return self._unary("forward", "__call__", x, out, params)
 
     def grad(self, x: Any, *, out: np.ndarray | None = None, **params: float) -> Any:
         """The elementwise derivative dy/dx."""
-        if out is None and not params and type(x) is np.ndarray and x.ndim:
-            y = self._fast("grad", x)
+        if not params and type(x) is np.ndarray and x.ndim:
+            y = self._fast("grad", x, out=out)
             if y is not None:
                 return y
         return self._unary("grad", "grad", x, out, params)
@@ -234,8 +257,8 @@ class Elementwise:
         of their output (sigmoid, tanh, relu) also accept ``y=`` instead.
         ``grad_output`` must broadcast to the shape of ``x`` (or ``y``).
         """
-        if out is None and not params and y is None and type(x) is np.ndarray and x.ndim:
-            gx = self._fast("backward", x, grad_output)
+        if not params and y is None and type(x) is np.ndarray and x.ndim:
+            gx = self._fast("backward", x, grad_output, out=out)
             if gx is not None:
                 return gx
         fname = f"{self.name}.backward"

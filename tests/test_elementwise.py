@@ -73,21 +73,43 @@ def test_parallel_path_matches_serial(case, dtype, monkeypatch):
     np.testing.assert_array_equal(d, serial[1])
 
 
+class _Subclass(np.ndarray):
+    """An array type the short path does not take: its calls go the regular way."""
+
+
 def test_short_path_matches_regular_path(case, dtype):
-    """Small calls skip the argument handling and call the compiled loop directly: same bits."""
+    """Small calls skip the argument handling and call the compiled loop directly: same bits,
+    also into out= (the input itself, or grad_output for backward)."""
     x = np.concatenate([grid(dtype, case), edge_values(dtype)])[-1000:]
     g = np.random.default_rng(4).standard_normal(x.size).astype(dtype)
     kwargs = dict(case.params)
     f = case.func._pick("__call__", kwargs) if isinstance(case.func, Choice) else case.func
-    regular = tuple(h(*args, out=np.empty_like(x), **kwargs) for h, args in
-                    ((f, (x,)), (f.grad, (x,)), (f.backward, (g, x))))
+    xs, gs = x.view(_Subclass), g.view(_Subclass)
+    regular = tuple(np.asarray(h(*args, out=np.empty_like(x), **kwargs)) for h, args in
+                    ((f, (xs,)), (f.grad, (xs,)), (f.backward, (gs, xs))))
     p = f._params("__call__", kwargs, np.dtype(dtype))
     short = (f._fast("forward", x, None, p), f._fast("grad", x, None, p), f._fast("backward", x, g, p))
     for a, b in zip(regular, short):
         assert b is not None
         np.testing.assert_array_equal(a, b)
-    if not kwargs:  # the public call with the defaults takes the short path
+    outs = [np.empty_like(x) for _ in range(3)]
+    into = (f._fast("forward", x, None, p, outs[0]), f._fast("grad", x, None, p, outs[1]),
+            f._fast("backward", x, g, p, outs[2]))
+    for a, b, o in zip(regular, into, outs):
+        assert b is o
+        np.testing.assert_array_equal(a, b)
+    # in place, and out= overlapping an input partly (the short path declines)
+    xi, gi = x.copy(), g.copy()
+    assert f._fast("forward", xi, None, p, xi) is xi and f._fast("backward", x, gi, p, gi) is gi
+    np.testing.assert_array_equal(xi, regular[0])
+    np.testing.assert_array_equal(gi, regular[2])
+    buf = np.concatenate([x, x[:1]])
+    assert f._fast("forward", buf[:-1], None, p, buf[1:]) is None
+    if not kwargs:  # the public calls with the defaults take the short path
         np.testing.assert_array_equal(f(x), regular[0])
+        o = np.empty_like(x)
+        assert f(x, out=o) is o
+        np.testing.assert_array_equal(o, regular[0])
 
 
 def _smooth_points(case):
