@@ -34,7 +34,7 @@ from fastact._dispatch import backend
 
 
 def _fast_out(out: Any, x: np.ndarray) -> bool:
-    """True when the short path may write a 1-D C-contiguous x's result into
+    """True when the short path may write a C-contiguous x's result into
     ``out=``: an array of x's shape and dtype, C-contiguous and writeable, that
     is x itself or shares no memory with it. Anything else takes the regular
     path, which checks it (and copies through a temporary on partial overlap)."""

@@ -700,16 +700,12 @@ def exp_row32(x, xlo):
     """
     T = type(x)
     tiny = x < T(-104.5)
-    xc = T(-104.5) if tiny else x
-    t = fma(xc, T(1.4426950216293335), T(12582912.0))  # 1.5 * 2^23 + round(x / ln2)
-    nf = t - T(12582912.0)
-    a = fma(-nf, T(0.6931471824645996), xc)  # exact (see _reduce32)
-    c = fma(nf, T(1.9046542121259336e-09), T(0) if tiny else xlo)
+    a, rlo, n = _reduce32(T(-104.5) if tiny else x)
+    c = rlo + (T(0) if tiny else xlo)
     a1 = a + c
     hi = T(1) + a
     lo = fma(a1 * a1, _exp_q32(a1), (a - (hi - T(1))) + c)
-    # 2^(n + 32): n = bits(t) - 0x4B400000 >= -151, exponent bias 127
-    return (hi + lo) * float32_of((bits32(t) - (0x4B400000 - 127 - 32)) << 23)
+    return (hi + lo) * float32_of((n + 127 + 32) << 23)  # n >= -151: 2^(n + 32) is normal
 
 
 @_jitable
