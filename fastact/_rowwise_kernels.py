@@ -39,19 +39,23 @@ def _rows_per_task(n):
 # reordered). A row is read from memory once; the later passes find it in
 # the cache.
 
-@scalar_jit(fastmath={"reassoc"})
+@scalar_jit(fastmath={"reassoc", "contract"})
 def _sum64(v):
     s = 0.0
     for j in range(v.shape[0]):
-        s += np.float64(v[j])
+        e = v[j]
+        vector_loop(e)
+        s += np.float64(e)
     return s
 
 
-@scalar_jit(fastmath={"reassoc"})
+@scalar_jit(fastmath={"reassoc", "contract"})
 def _dot64(a, b):
     s = 0.0
     for j in range(a.shape[0]):
-        s += np.float64(a[j]) * np.float64(b[j])
+        e = a[j]
+        vector_loop(e)
+        s += np.float64(e) * np.float64(b[j])
     return s
 
 
