@@ -11,23 +11,35 @@ import math
 
 from typing import Any
 
+import numba
 import numpy as np
 
-from fastact._arrays import Arg, check_out, finish, normalize_axis
+from fastact._arrays import F32, F64, Arg, check_out, finish, normalize_axis
 from fastact._dispatch import backend
+from fastact import _rowwise_kernels
 from fastact._rowwise_kernels import LOG_SOFTMAX, SOFTMAX, kernel
 
 
 def _rows(a: np.ndarray, axis: int) -> np.ndarray:
     """``a`` with ``axis`` last, as C-contiguous rows (a view when possible)."""
+    if axis == a.ndim - 1 and a.flags.c_contiguous and a.size:
+        return a.reshape(-1, a.shape[-1])  # the common case, without moveaxis's cost per call
     m = np.moveaxis(a, axis, -1)
     n = m.shape[-1] if m.ndim else 1
     # the row count spelled out: reshape(-1, 0) is ambiguous for a length-0 axis
     return np.ascontiguousarray(m).reshape(math.prod(m.shape[:-1]), n)
 
 
-def _unrows(rows: np.ndarray, moved_shape: tuple, axis: int) -> np.ndarray:
-    return np.moveaxis(rows.reshape(moved_shape), -1, axis)
+def _moved_shape(shape: tuple, axis: int) -> tuple:
+    """``shape`` with ``axis`` moved last."""
+    return shape[:axis] + shape[axis + 1:] + (shape[axis],)
+
+
+def _unrows(rows: np.ndarray, shape: tuple, axis: int) -> np.ndarray:
+    """The rows of ``_rows`` back in an array of ``shape`` (the input's)."""
+    if axis == len(shape) - 1:
+        return rows.reshape(shape)
+    return np.moveaxis(rows.reshape(_moved_shape(shape, axis)), -1, axis)
 
 
 def _rows_of_out(out: np.ndarray | None, dtype: np.dtype, axis: int, *inputs: np.ndarray):
@@ -64,12 +76,65 @@ def _prepare(x: Any, fname: str, argname: str = "x") -> Arg:
     return a
 
 
+# The kernels' mask argument when there is none (read only where masked).
+_NO_MASK = np.ones((1, 1), dtype=np.bool_)
+
+# (kernel name, dtype) -> the serial kernel's compiled entry point, for _short.
+_SHORT: dict = {}
+
+
+def _short_rows(x: Any, axis: Any, *others: Any) -> bool:
+    """True when a call on x (and ``others``, None or arrays that must match
+    it) may take the short path: C-contiguous float32 or float64 arrays of one
+    shape, the axis the last one, below the parallel threshold. ``out`` (the
+    last of ``others``) must also be writeable and share no memory with the
+    inputs, which the kernels read again after writing a row."""
+    if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64)
+            or not x.flags.c_contiguous or not 0 < x.size < _rowwise_kernels.PARALLEL_THRESHOLD
+            or type(axis) is not int or not (axis == -1 or axis == x.ndim - 1)):
+        return False
+    for o in others:
+        if o is not None and (type(o) is not np.ndarray or o.dtype is not x.dtype
+                              or o.shape != x.shape or not o.flags.c_contiguous):
+            return False
+    out = others[-1]
+    if out is None:
+        return True
+    if not out.flags.writeable or np.may_share_memory(out, x):
+        return False
+    for a in others[:-1]:
+        if np.may_share_memory(out, a):
+            return False
+    return True
+
+
+def _as_rows(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous array as rows along its last axis."""
+    return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])
+
+
+def _run_short(name: str, *args: Any) -> None:
+    """Run the serial kernel ``name`` through its compiled entry point, which
+    skips the dispatcher's type resolution (several microseconds of a small
+    call); the first call of a dtype resolves and compiles it once."""
+    key = (name, args[1].dtype)
+    entry = _SHORT.get(key)
+    if entry is None:
+        k = kernel.compiled(name, False)
+        sig = tuple(numba.typeof(a) for a in args)
+        if sig not in k.overloads:
+            k.compile(sig)
+        entry = _SHORT[key] = k.overloads[sig].entry_point
+    entry(*args)
+
+
 class _SoftmaxFamily:
     """softmax, log_softmax and softmin: one kernel, three modes."""
 
     def __init__(self, name: str, sign: float, mode: int, doc: str, torch: str):
         self.__name__ = self.name = name
         self._sign = sign
+        self._signs = {F32: np.float32(sign), F64: np.float64(sign)}  # the kernels' sign, per dtype
         self._mode = mode
         self.torch = torch
         self.__doc__ = doc
@@ -82,7 +147,7 @@ class _SoftmaxFamily:
 
     def _mask(self, where: Any, shape: tuple, axis: int, fname: str) -> tuple[np.ndarray, bool]:
         if where is None:
-            return np.ones((1, 1), dtype=np.bool_), False
+            return _NO_MASK, False
         w = np.asarray(where)
         if w.dtype != np.bool_:
             raise TypeError(f"{fname}(): where must be a boolean array, got dtype {w.dtype}")
@@ -95,6 +160,11 @@ class _SoftmaxFamily:
 
     def __call__(self, x: Any, *, axis: int = -1, where: Any = None,
                  out: np.ndarray | None = None) -> Any:
+        if where is None and _short_rows(x, axis, out):
+            y = np.empty_like(x) if out is None else out
+            _run_short("softmax_rows", _as_rows(x), _as_rows(y), self._signs[x.dtype],
+                       self._mode, _NO_MASK, False)
+            return y
         fname = self.name
         other = backend(fname, x=x, where=where, out=out)
         if other is not None:
@@ -108,7 +178,7 @@ class _SoftmaxFamily:
         y = self._forward_rows(a.value, ax, mask, masked, direct)
         if direct is not None:
             return out
-        return _deliver(_unrows(y, np.moveaxis(a.value, ax, -1).shape, ax), a, out, fname)
+        return _deliver(_unrows(y, a.value.shape, ax), a, out, fname)
 
     def _forward_rows(self, x: np.ndarray, axis: int, mask: np.ndarray, masked: bool,
                       y: np.ndarray | None = None) -> np.ndarray:
@@ -128,6 +198,11 @@ class _SoftmaxFamily:
         fname = f"{self.name}.backward"
         if (x is None) == (y is None):
             raise TypeError(f"{fname}() takes the forward input x or the output y=, exactly one of them")
+        if x is None and where is None and _short_rows(y, axis, grad_output, out):
+            gx = np.empty_like(y) if out is None else out
+            _run_short("softmax_backward_rows", _as_rows(grad_output), _as_rows(y), _as_rows(gx),
+                       self._signs[y.dtype], self._mode, _NO_MASK, False)
+            return gx
         other = backend(fname, grad_output=grad_output, x=x, y=y, where=where, out=out)
         if other is not None:
             return other.call(self, "backward", (grad_output, x), {"y": y, "axis": axis, "where": where, "out": out})
@@ -149,7 +224,7 @@ class _SoftmaxFamily:
                                                  self._mode, mask, masked)
         if direct is not None:
             return out
-        return _deliver(_unrows(gx, np.moveaxis(a.value, ax, -1).shape, ax), a, out, fname)
+        return _deliver(_unrows(gx, a.value.shape, ax), a, out, fname)
 
     def jacobian(self, x: Any, *, axis: int = -1, where: Any = None,
                  out: np.ndarray | None = None) -> Any:
@@ -253,8 +328,8 @@ class _Glu:
         rows = _rows(a.value, ax)
         y = np.empty((rows.shape[0], rows.shape[1] // 2), dtype=rows.dtype)
         kernel("glu_rows", rows.size)(rows, y)
-        moved = np.moveaxis(a.value, ax, -1).shape
-        return _deliver(_unrows(y, moved[:-1] + (moved[-1] // 2,), ax), a, out, fname)
+        shape = a.value.shape
+        return _deliver(_unrows(y, shape[:ax] + (shape[ax] // 2,) + shape[ax + 1:], ax), a, out, fname)
 
     def backward(self, grad_output: Any, x: Any, *, axis: int = -1,
                  out: np.ndarray | None = None) -> Any:
@@ -273,7 +348,7 @@ class _Glu:
         rows = _rows(a.value, ax)
         gx = np.empty_like(rows)
         kernel("glu_backward_rows", rows.size)(_rows(g.value, ax), rows, gx)
-        return _deliver(_unrows(gx, np.moveaxis(a.value, ax, -1).shape, ax), a, out, fname)
+        return _deliver(_unrows(gx, a.value.shape, ax), a, out, fname)
 
 
 class _Maxout:
@@ -320,8 +395,8 @@ class _Maxout:
         rows = _rows(a.value, ax)
         y = np.empty((rows.shape[0], rows.shape[1] // k), dtype=rows.dtype)
         kernel("maxout_rows", rows.size)(rows, y, k)
-        moved = np.moveaxis(a.value, ax, -1).shape
-        return _deliver(_unrows(y, moved[:-1] + (moved[-1] // k,), ax), a, out, fname)
+        shape = a.value.shape
+        return _deliver(_unrows(y, shape[:ax] + (shape[ax] // k,) + shape[ax + 1:], ax), a, out, fname)
 
     def backward(self, grad_output: Any, x: Any, *, pool_size: int, axis: int = -1,
                  out: np.ndarray | None = None) -> Any:
@@ -340,7 +415,7 @@ class _Maxout:
         rows = _rows(a.value, ax)
         gx = np.empty_like(rows)
         kernel("maxout_backward_rows", rows.size)(_rows(g.value, ax), rows, gx, k)
-        return _deliver(_unrows(gx, np.moveaxis(a.value, ax, -1).shape, ax), a, out, fname)
+        return _deliver(_unrows(gx, a.value.shape, ax), a, out, fname)
 
 
 glu = _Glu()

@@ -166,6 +166,56 @@ def test_family_dtypes_and_out(family):
     assert f.backward(np.empty((0, 4)), np.empty((0, 4)), axis=0).shape == (0, 4)
 
 
+@pytest.mark.parametrize("shape", [(64,), (5, 64), (2, 3, 17)])
+def test_family_short_path_matches_the_regular_path(family, dtype, shape, monkeypatch):
+    """Small C-contiguous calls along the last axis go straight to the compiled
+    kernel; every result is the regular path's, bit for bit, and whatever the
+    short path does not take (overlapping out=, other dtypes, bad out=) still
+    reaches the regular path's handling."""
+    from fastact import _rowwise
+
+    f = family[0]
+    x = _x(shape, dtype)
+    g = _x(shape, dtype)[::-1].copy()
+    taken = []
+    run = _rowwise._run_short
+    monkeypatch.setattr(_rowwise, "_run_short", lambda *a: (taken.append(a[0]), run(*a)))
+    y = f(x)
+    o = np.empty_like(x)
+    assert f(x, axis=len(shape) - 1, out=o) is o
+    gx = f.backward(g, y=y)
+    go = np.empty_like(x)
+    assert f.backward(g, y=y, out=go) is go
+    assert taken == ["softmax_rows"] * 2 + ["softmax_backward_rows"] * 2
+    monkeypatch.setattr(_rowwise, "_short_rows", lambda *a: False)
+    np.testing.assert_array_equal(y, f(x))
+    np.testing.assert_array_equal(o, y)
+    np.testing.assert_array_equal(gx, f.backward(g, y=y))
+    np.testing.assert_array_equal(go, gx)
+    monkeypatch.undo()
+    # in place: out is the input (the kernels read a row again after writing it)
+    xi, gi = x.copy(), g.copy()
+    assert f(xi, out=xi) is xi
+    np.testing.assert_array_equal(xi, y)
+    assert f.backward(gi, y=y, out=gi) is gi
+    np.testing.assert_array_equal(gi, gx)
+    # a mixed-dtype grad_output is converted as on the regular path
+    np.testing.assert_array_equal(f.backward(g.astype(np.float16), y=y),
+                                  f.backward(g.astype(np.float16).astype(dtype), y=y))
+    with pytest.raises(TypeError, match="dtype"):
+        f(x, out=np.empty(shape, np.float16))
+    with pytest.raises(ValueError, match="read-only"):
+        f(x, out=_read_only(x))
+    with pytest.raises(TypeError, match="integer"):
+        f(x, axis=True)
+
+
+def _read_only(x):
+    r = np.empty_like(x)
+    r.flags.writeable = False
+    return r
+
+
 @pytest.mark.parametrize("shape, axis", [((4, 6), -1), ((6, 3), 0), ((2, 4, 3), 1)])
 def test_glu(dtype, shape, axis, path):
     x = _x(shape, dtype)
