@@ -166,6 +166,23 @@ def test_family_dtypes_and_out(family):
     assert f.backward(np.empty((0, 4)), np.empty((0, 4)), axis=0).shape == (0, 4)
 
 
+@pytest.mark.parametrize("n", [64, 1000])
+def test_softmax_backward_float32_rounds_once(n, path):
+    """y (g - sum(g y)) from a float32 y: one rounding of the float64 value
+    computed from the same y (g - sum rounded first would cost 1.5 ulp)."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((300, n)) * 3).astype(np.float32)
+    g = rng.standard_normal((300, n)).astype(np.float32)
+    g64 = g.astype(np.float64)
+    for f, sign in ((fa.softmax, 1.0), (fa.softmin, -1.0)):
+        y = f(x)
+        y64 = y.astype(np.float64)
+        expected = sign * y64 * (g64 - (g64 * y64).sum(axis=1, keepdims=True))
+        got = f.backward(g, y=y)
+        ulps = np.abs(got - expected) / np.spacing(np.abs(expected).astype(np.float32))
+        assert ulps.max() <= 1.0
+
+
 @pytest.mark.parametrize("shape", [(64,), (5, 64), (2, 3, 17)])
 def test_family_short_path_matches_the_regular_path(family, dtype, shape, monkeypatch):
     """Small C-contiguous calls along the last axis go straight to the compiled

@@ -86,6 +86,21 @@ def test_softmax_rows_vectorize(mode):
     assert _packed(k) >= 20
 
 
+@pytest.mark.parametrize("mode", [0, 1], ids=["softmax", "log_softmax"])
+def test_softmax_backward_rows_vectorize(mode):
+    k = _fresh(_rowwise_kernels.softmax_backward_rows, f"softmax_backward_{mode}")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 64)).astype(np.float32)
+    g = rng.standard_normal((4, 64)).astype(np.float32)
+    y = fa.softmax(x) if mode == 0 else fa.log_softmax(x)
+    out = np.empty_like(x)
+    k(g, y, out, np.float32(1), mode, np.ones((1, 1), np.bool_), False)
+    np.testing.assert_allclose(out, fa.softmax.backward(g, x) if mode == 0 else fa.log_softmax.backward(g, x),
+                               rtol=1e-6, atol=1e-7)
+    # the row's dot product and the pass that writes the gradient
+    assert _packed(k) >= 12
+
+
 @pytest.mark.parametrize("kind", sorted(_cpu._LOOP_TEMPLATES))
 @pytest.mark.parametrize("name, dtype", [("mish", np.float32), ("hardsigmoid", np.float64)])
 def test_elementwise_loops_take_the_width_they_ask_for(name, dtype, kind):
