@@ -2,7 +2,10 @@
 
 Each public object moves the axis last, views the array as rows (copying only
 when the input is not already laid out that way), runs one kernel of
-``fastact._rowwise_kernels`` and moves the axis back.
+``fastact._rowwise_kernels`` and moves the axis back. The softmax family
+along a middle axis instead runs column kernels on the array as it is laid
+out (see ``_across``), and small calls along the last axis go straight to the
+compiled kernel (``_short_rows``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,39 @@ def _unrows(rows: np.ndarray, shape: tuple, axis: int) -> np.ndarray:
     return np.moveaxis(rows.reshape(_moved_shape(shape, axis)), -1, axis)
 
 
+# Lines along a middle axis are columns of (outer, n, inner) blocks: from
+# this many columns on (inner), the column kernels go down them in place,
+# faster than transposing the array into rows and back. Measured on 2^22
+# float32, columns of 64 and 1024 (2-core EPYC): the forward pass 0.45-1.04x
+# the transposing path below 16 columns, 1.55-3.15x from 16; the backward
+# pass, which transposes three arrays, 1.3-3.8x from 2.
+_MIN_INNER = {"forward": 16, "backward": 2}
+
+
+def _across(shape: tuple, axis: int, masked: bool, kind: str) -> bool:
+    """Whether the column kernels serve a call: no mask, the axis not the
+    last, and at least _MIN_INNER[kind] elements after it in C order."""
+    return (not masked and axis < len(shape) - 1
+            and math.prod(shape[axis + 1:]) >= _MIN_INNER[kind])
+
+
+def _cols(a: np.ndarray, axis: int) -> np.ndarray:
+    """A C-contiguous ``a`` as (outer, n, inner) blocks, n its length along ``axis``."""
+    s = a.shape
+    return a.reshape(math.prod(s[:axis]), s[axis], math.prod(s[axis + 1:]))
+
+
+def _direct_out(out: np.ndarray | None, dtype: np.dtype, *inputs: np.ndarray):
+    """``out`` when a kernel can write it directly (C-contiguous, the compute
+    dtype, sharing no memory with an input, which the kernels read again
+    after writing), else None."""
+    if out is None or not out.flags.c_contiguous or out.dtype != dtype:
+        return None
+    if any(np.may_share_memory(out, a) for a in inputs):
+        return None
+    return out
+
+
 def _rows_of_out(out: np.ndarray | None, dtype: np.dtype, axis: int, *inputs: np.ndarray):
     """``out`` as the kernel's rows when the kernel can write it directly.
 
@@ -50,10 +86,7 @@ def _rows_of_out(out: np.ndarray | None, dtype: np.dtype, axis: int, *inputs: np
     again after writing it). Otherwise None: the result goes through a
     temporary and is copied.
     """
-    if (out is None or not out.flags.c_contiguous or out.dtype != dtype
-            or axis != out.ndim - 1 or out.ndim == 0):
-        return None
-    if any(np.may_share_memory(out, a) for a in inputs):
+    if out is None or axis != out.ndim - 1 or out.ndim == 0 or _direct_out(out, dtype, *inputs) is None:
         return None
     return out.reshape(-1, out.shape[-1])
 
@@ -174,11 +207,21 @@ class _SoftmaxFamily:
         if out is not None:
             check_out(out, a.value.shape, a.dtype, fname)
         mask, masked = self._mask(where, a.value.shape, ax, fname)
+        if _across(a.value.shape, ax, masked, "forward"):
+            v = np.ascontiguousarray(a.value)
+            direct = _direct_out(out, v.dtype, v)
+            y = np.empty_like(v) if direct is None else direct
+            self._forward_cols(v, ax, y)
+            return out if direct is not None else _deliver(y, a, out, fname)
         direct = _rows_of_out(out, a.value.dtype, ax, a.value, mask)
         y = self._forward_rows(a.value, ax, mask, masked, direct)
         if direct is not None:
             return out
         return _deliver(_unrows(y, a.value.shape, ax), a, out, fname)
+
+    def _forward_cols(self, x: np.ndarray, axis: int, y: np.ndarray) -> None:
+        """y = the function of a C-contiguous x along a middle axis (see _across)."""
+        kernel("softmax_cols", x.size)(_cols(x, axis), _cols(y, axis), self._signs[x.dtype], self._mode)
 
     def _forward_rows(self, x: np.ndarray, axis: int, mask: np.ndarray, masked: bool,
                       y: np.ndarray | None = None) -> np.ndarray:
@@ -216,6 +259,19 @@ class _SoftmaxFamily:
         if out is not None:
             check_out(out, a.value.shape, a.dtype, fname)
         mask, masked = self._mask(where, a.value.shape, ax, fname)
+        if _across(a.value.shape, ax, masked, "backward"):
+            v = np.ascontiguousarray(a.value)
+            gv = np.ascontiguousarray(g.value)
+            if y is None:
+                yv = np.empty_like(v)
+                self._forward_cols(v, ax, yv)
+            else:
+                yv = v
+            direct = _direct_out(out, v.dtype, v, gv)
+            gx = np.empty_like(v) if direct is None else direct
+            kernel("softmax_backward_cols", v.size)(_cols(gv, ax), _cols(yv, ax), _cols(gx, ax),
+                                                    self._signs[v.dtype], self._mode)
+            return out if direct is not None else _deliver(gx, a, out, fname)
         yr = self._forward_rows(a.value, ax, mask, masked) if y is None else _rows(a.value, ax)
         gr = _rows(g.value, ax)
         direct = _rows_of_out(out, a.value.dtype, ax, a.value, g.value, mask)

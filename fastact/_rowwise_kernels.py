@@ -175,6 +175,99 @@ def _softmax_backward_row(g, y, o, sign, mode):
             o[j] = T(np.float64(g[j]) - _exp_of_output(e) * s)
 
 
+# --- along a middle axis: columns of (outer, n, inner) blocks -------------
+#
+# With the axis not last, a line along it is a column of an (n, inner)
+# block: the kernels go down the columns of a tile of adjacent ones at a
+# time, each pass over the tile a vector loop along its contiguous rows,
+# instead of transposing the array into rows and back (two strided copies).
+# Each column gets the arithmetic of the row kernels: the same maximum,
+# exponential, float64 sum and last pass.
+
+@scalar_jit
+def _cols_per_task(n, inner):
+    """Columns a thread takes at a time: a tile of about 128 K elements (the
+    later passes find it in the cache), a multiple of 16 (whole vectors), at
+    least 512 and at most the block's width. Narrow tiles of long columns
+    ran at a third of the speed and less: their rows are a block's width
+    apart, a power of two in memory for the usual shapes, so that they fall
+    into a few cache sets and every row is a page of its own (2-core EPYC,
+    2^24 float32 along axis 0 of (1024, 16384): 1.6 GB/s with 16 columns,
+    7.4 with 512)."""
+    return min(inner, max(512, (131072 // max(n, 1)) // 16 * 16))
+
+
+@scalar_jit
+def _softmax_tile(v, o, j0, j1, sign, mode):
+    n = v.shape[0]
+    m = np.empty_like(v[0, j0:j1])
+    for j in range(j1 - j0):
+        m[j] = -np.inf
+    for i in range(n):
+        r = v[i, j0:j1]
+        for j in range(r.shape[0]):
+            e = r[j]
+            vector_loop(e)
+            m[j] = _vmath.fmax(m[j], sign * e)  # a NaN is skipped here, as in _signed_max
+    s = np.zeros(j1 - j0)
+    for i in range(n):
+        r = v[i, j0:j1]
+        q = o[i, j0:j1]
+        for j in range(r.shape[0]):
+            e = r[j]
+            vector_loop(e)
+            f = _exp_minus(sign * e, m[j])
+            q[j] = f
+            s[j] += np.float64(f)
+    T = v.dtype.type
+    if mode == SOFTMAX:
+        ih = np.empty_like(m)
+        il = np.empty_like(m)
+        for j in range(j1 - j0):
+            ih[j], il[j] = _reciprocal_pair(s[j], T)
+        for i in range(n):
+            q = o[i, j0:j1]
+            for j in range(q.shape[0]):
+                e = q[j]
+                vector_loop(e)
+                q[j] = _vmath.fma(e, ih[j], e * il[j])
+    else:
+        for j in range(j1 - j0):
+            s[j] = np.log(s[j]) - _log_scale(m[j])
+        for i in range(n):
+            r = v[i, j0:j1]
+            q = o[i, j0:j1]
+            for j in range(r.shape[0]):
+                e = r[j]
+                vector_loop(e)
+                q[j] = T((np.float64(sign * e) - np.float64(m[j])) - s[j])
+
+
+@scalar_jit
+def _softmax_backward_tile(g, y, o, j0, j1, sign, mode):
+    n = y.shape[0]
+    s = np.zeros(j1 - j0)
+    for i in range(n):
+        gr = g[i, j0:j1]
+        yr = y[i, j0:j1]
+        for j in range(yr.shape[0]):
+            e = yr[j]
+            vector_loop(e)
+            s[j] += np.float64(gr[j]) * np.float64(e) if mode == SOFTMAX else np.float64(gr[j])
+    T = y.dtype.type
+    for i in range(n):
+        gr = g[i, j0:j1]
+        yr = y[i, j0:j1]
+        q = o[i, j0:j1]
+        for j in range(yr.shape[0]):
+            e = yr[j]
+            vector_loop(e)
+            if mode == SOFTMAX:
+                q[j] = T(sign * (np.float64(e) * (np.float64(gr[j]) - s[j])))
+            else:
+                q[j] = T(np.float64(gr[j]) - _exp_of_output(e) * s[j])
+
+
 # --- one row with a mask (where=) -------------------------------------------
 
 @scalar_jit
@@ -237,6 +330,31 @@ def softmax_rows(x, out, sign, mode, mask, masked):
                 _masked_softmax_row(x[r], out[r], sign, mode, mask[r])
         else:
             _softmax_rows(x, out, r0, r1, sign, mode)
+
+
+def softmax_cols(x, out, sign, mode):
+    """out = softmax(sign * x) or log_softmax(sign * x) along axis 1 of
+    C-contiguous (outer, n, inner) arrays."""
+    outer, n, inner = x.shape
+    w = _cols_per_task(n, inner)
+    tiles = (inner + w - 1) // w
+    for b in prange(outer * tiles):
+        wide_vectors()
+        p = b // tiles
+        j0 = (b % tiles) * w
+        _softmax_tile(x[p], out[p], j0, min(inner, j0 + w), sign, mode)
+
+
+def softmax_backward_cols(g, y, out, sign, mode):
+    """softmax_backward_rows along axis 1 of C-contiguous (outer, n, inner) arrays."""
+    outer, n, inner = y.shape
+    w = _cols_per_task(n, inner)
+    tiles = (inner + w - 1) // w
+    for b in prange(outer * tiles):
+        wide_vectors()
+        p = b // tiles
+        j0 = (b % tiles) * w
+        _softmax_backward_tile(g[p], y[p], out[p], j0, min(inner, j0 + w), sign, mode)
 
 
 def softmax_backward_rows(g, y, out, sign, mode, mask, masked):
@@ -350,7 +468,8 @@ def prelu_backward_blocks(g, x, w, gx, gw_parts):
 
 
 _KERNELS = {f.__name__: f for f in (
-    softmax_rows, softmax_backward_rows, softmax_jacobian_rows, glu_rows, glu_backward_rows,
+    softmax_rows, softmax_backward_rows, softmax_cols, softmax_backward_cols,
+    softmax_jacobian_rows, glu_rows, glu_backward_rows,
     maxout_rows, maxout_backward_rows, prelu_blocks, prelu_backward_blocks,
 )}
 

@@ -52,6 +52,66 @@ def test_family_values_and_backward(family, dtype, shape, axis, path):
     _close(f.backward(g, y=y, axis=axis), vjp(g64, x64, axis=axis), dtype)
 
 
+# the column and row kernels: float32 results a rounding apart at most; float64 sums in another order
+_SAME = {np.float32: 2 * np.finfo(np.float32).eps, np.float64: 1e-14}
+
+
+@pytest.mark.parametrize("shape, axis", [((40, 33), 0), ((3, 50, 20), 1), ((2, 300, 520), 1),
+                                         ((4, 5, 3), 1), ((7, 2, 2), 0)])
+def test_family_along_a_middle_axis(family, dtype, shape, axis, path):
+    """Columns of (outer, n, inner) blocks, without transposing (the column
+    kernels: the forward pass from 16 columns, backward from 2; (2, 300,
+    520) takes two tiles a block): the reference's values, and those of
+    the rows of the transposed array."""
+    from fastact import _rowwise
+
+    f, fref, vjp, _ = family
+    inner = int(np.prod(shape[axis + 1:]))
+    assert _rowwise._across(shape, axis, False, "forward") == (inner >= 16)
+    assert _rowwise._across(shape, axis, False, "backward")
+    x = _x(shape, dtype)
+    g = _x(shape, dtype, seed=1, scale=1.0)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    y = f(x, axis=axis)
+    _close(y, fref(x64, axis=axis), dtype)
+    as_rows = np.moveaxis(f(np.ascontiguousarray(np.moveaxis(x, axis, -1))), -1, axis)
+    # float64: another sum order, and log_softmax's x - max - log(sum) cancels
+    np.testing.assert_allclose(y, as_rows, rtol=_SAME[dtype], atol=_SAME[dtype] * np.abs(as_rows).max())
+    # a backward entry is a difference that cancels: its error is relative to the largest
+    expected = vjp(g64, x64, axis=axis)
+    scale = dict(rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["rtol"] * np.abs(expected).max())
+    np.testing.assert_allclose(f.backward(g, x, axis=axis), expected, **scale)
+    gx = f.backward(g, y=y, axis=axis)
+    np.testing.assert_allclose(gx, expected, **scale)
+    # out=, in place, a strided input, a non-native dtype
+    o = np.empty_like(x)
+    assert f(x, axis=axis, out=o) is o
+    np.testing.assert_array_equal(o, y)
+    xi = x.copy()
+    assert f(xi, axis=axis, out=xi) is xi
+    np.testing.assert_array_equal(xi, y)
+    gi = g.copy()
+    assert f.backward(gi, y=y, axis=axis, out=gi) is gi
+    np.testing.assert_array_equal(gi, gx)
+    np.testing.assert_array_equal(f(np.repeat(x, 2, axis=-1)[..., ::2], axis=axis), y)
+    assert f(x.astype(np.float16), axis=axis).dtype == np.float16
+
+
+def test_family_nonfinite_columns(family, dtype):
+    """The column kernels give the rows' results on non-finite lines too."""
+    f = family[0]
+    x = np.array([[-np.inf, -np.inf, -np.inf], [np.inf, 1.0, 2.0], [1000.0, 0.0, -1000.0],
+                  [np.nan, 0.0, 1.0], [-np.inf, 1.0, 2.0], [-3e38, 3e38, 0.0]], dtype)
+    cols = np.ascontiguousarray(np.tile(x, (3, 1)).T)  # 3 x 18: lines along axis 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = f(cols, axis=0)
+        expected = f(np.ascontiguousarray(cols.T), axis=1).T
+        np.testing.assert_allclose(y, expected, rtol=_SAME[dtype], atol=0)
+        g = np.ones_like(cols)
+        np.testing.assert_allclose(f.backward(g, y=y, axis=0), f.backward(g.T, y=expected.T, axis=1).T,
+                                   rtol=_SAME[dtype], atol=1e-30)
+
+
 def test_family_masks(family, dtype, path):
     f, fref, vjp, _ = family
     x = _x((6, 9), dtype)
