@@ -113,6 +113,38 @@ def _signed_max(v, sign):
 
 
 @scalar_jit
+def _log_softmax_value(a, m, ls, T):
+    """log_softmax of a = sign x: a - m - ls (ls = log s less _log_scale),
+    in float64, rounded once to T."""
+    return T((np.float64(a) - np.float64(m)) - ls)
+
+
+@scalar_jit
+def _vjp_term(g, y, mode):
+    """One term of the backward pass's row sum: g y (softmax) or g (log_softmax)."""
+    return np.float64(g) * np.float64(y) if mode == SOFTMAX else np.float64(g)
+
+
+@scalar_jit
+def _softmax_vjp(g, y, s, sign, T):
+    """sign y (g - s) for s = sum(g y), rounded once to T."""
+    return T(sign * (np.float64(y) * (np.float64(g) - s)))
+
+
+@scalar_jit
+def _log_softmax_vjp(g, y, s, T):
+    """g - e^y s for s = sum(g), rounded once to T."""
+    return T(np.float64(g) - _exp_of_output(y) * s)
+
+
+@scalar_jit
+def _vjp(g, y, s, sign, mode, T):
+    if mode == SOFTMAX:
+        return _softmax_vjp(g, y, s, sign, T)
+    return _log_softmax_vjp(g, y, s, T)
+
+
+@scalar_jit
 def _exp_pass(v, o, sign, m):
     """o = e^(sign v - m) (times _exp_minus's factor); returns the sum, in float64."""
     for j in range(v.shape[0]):
@@ -137,7 +169,7 @@ def _last_pass(v, o, sign, mode, m, s):
         for j in range(v.shape[0]):
             e = v[j]
             vector_loop(e)
-            o[j] = T((np.float64(sign * e) - np.float64(m)) - ls)
+            o[j] = _log_softmax_value(sign * e, m, ls, T)
 
 
 @scalar_jit
@@ -166,13 +198,13 @@ def _softmax_backward_row(g, y, o, sign, mode):
     if mode == SOFTMAX:
         s = _dot64(g, y)
         for j in range(y.shape[0]):
-            o[j] = T(sign * (np.float64(y[j]) * (np.float64(g[j]) - s)))
+            o[j] = _softmax_vjp(g[j], y[j], s, sign, T)
     else:
         s = _sum64(g)
         for j in range(y.shape[0]):
             e = y[j]
             vector_loop(e)
-            o[j] = T(np.float64(g[j]) - _exp_of_output(e) * s)
+            o[j] = _log_softmax_vjp(g[j], e, s, T)
 
 
 # --- along a middle axis: columns of (outer, n, inner) blocks -------------
@@ -195,6 +227,21 @@ def _cols_per_task(n, inner):
     2^24 float32 along axis 0 of (1024, 16384): 1.6 GB/s with 16 columns,
     7.4 with 512)."""
     return min(inner, max(512, (131072 // max(n, 1)) // 16 * 16))
+
+
+@scalar_jit
+def _tile_bounds(b, n, inner):
+    """Block p and columns j0 to j1 - 1 of tile b of the (outer, n, inner) array."""
+    w = _cols_per_task(n, inner)
+    tiles = (inner + w - 1) // w
+    j0 = (b % tiles) * w
+    return b // tiles, j0, min(inner, j0 + w)
+
+
+@scalar_jit
+def _tile_count(outer, n, inner):
+    w = _cols_per_task(n, inner)
+    return outer * ((inner + w - 1) // w)
 
 
 @scalar_jit
@@ -240,7 +287,7 @@ def _softmax_tile(v, o, j0, j1, sign, mode):
             for j in range(r.shape[0]):
                 e = r[j]
                 vector_loop(e)
-                q[j] = T((np.float64(sign * e) - np.float64(m[j])) - s[j])
+                q[j] = _log_softmax_value(sign * e, m[j], s[j], T)
 
 
 @scalar_jit
@@ -253,7 +300,7 @@ def _softmax_backward_tile(g, y, o, j0, j1, sign, mode):
         for j in range(yr.shape[0]):
             e = yr[j]
             vector_loop(e)
-            s[j] += np.float64(gr[j]) * np.float64(e) if mode == SOFTMAX else np.float64(gr[j])
+            s[j] += _vjp_term(gr[j], e, mode)
     T = y.dtype.type
     for i in range(n):
         gr = g[i, j0:j1]
@@ -262,10 +309,7 @@ def _softmax_backward_tile(g, y, o, j0, j1, sign, mode):
         for j in range(yr.shape[0]):
             e = yr[j]
             vector_loop(e)
-            if mode == SOFTMAX:
-                q[j] = T(sign * (np.float64(e) * (np.float64(gr[j]) - s[j])))
-            else:
-                q[j] = T(np.float64(gr[j]) - _exp_of_output(e) * s[j])
+            q[j] = _vjp(gr[j], e, s[j], sign, mode, T)
 
 
 # --- one row with a mask (where=) -------------------------------------------
@@ -295,7 +339,7 @@ def _masked_softmax_row(v, o, sign, mode, mask):
     else:
         ls = np.log(s) - _log_scale(m)
         for j in range(n):
-            o[j] = T((np.float64(sign * v[j]) - np.float64(m)) - ls) if mask[j] else T(-np.inf)
+            o[j] = _log_softmax_value(sign * v[j], m, ls, T) if mask[j] else T(-np.inf)
 
 
 @scalar_jit
@@ -305,14 +349,9 @@ def _masked_softmax_backward_row(g, y, o, sign, mode, mask):
     s = 0.0
     for j in range(y.shape[0]):
         if mask[j]:
-            s += np.float64(g[j]) * np.float64(y[j]) if mode == SOFTMAX else np.float64(g[j])
+            s += _vjp_term(g[j], y[j], mode)
     for j in range(y.shape[0]):
-        if not mask[j]:
-            o[j] = T(0)
-        elif mode == SOFTMAX:
-            o[j] = T(sign * (np.float64(y[j]) * (np.float64(g[j]) - s)))
-        else:
-            o[j] = T(np.float64(g[j]) - _exp_of_output(y[j]) * s)
+        o[j] = _vjp(g[j], y[j], s, sign, mode, T) if mask[j] else T(0)
 
 
 # --- kernels ----------------------------------------------------------------
@@ -336,25 +375,19 @@ def softmax_cols(x, out, sign, mode):
     """out = softmax(sign * x) or log_softmax(sign * x) along axis 1 of
     C-contiguous (outer, n, inner) arrays."""
     outer, n, inner = x.shape
-    w = _cols_per_task(n, inner)
-    tiles = (inner + w - 1) // w
-    for b in prange(outer * tiles):
+    for b in prange(_tile_count(outer, n, inner)):
         wide_vectors()
-        p = b // tiles
-        j0 = (b % tiles) * w
-        _softmax_tile(x[p], out[p], j0, min(inner, j0 + w), sign, mode)
+        p, j0, j1 = _tile_bounds(b, n, inner)
+        _softmax_tile(x[p], out[p], j0, j1, sign, mode)
 
 
 def softmax_backward_cols(g, y, out, sign, mode):
     """softmax_backward_rows along axis 1 of C-contiguous (outer, n, inner) arrays."""
     outer, n, inner = y.shape
-    w = _cols_per_task(n, inner)
-    tiles = (inner + w - 1) // w
-    for b in prange(outer * tiles):
+    for b in prange(_tile_count(outer, n, inner)):
         wide_vectors()
-        p = b // tiles
-        j0 = (b % tiles) * w
-        _softmax_backward_tile(g[p], y[p], out[p], j0, min(inner, j0 + w), sign, mode)
+        p, j0, j1 = _tile_bounds(b, n, inner)
+        _softmax_backward_tile(g[p], y[p], out[p], j0, j1, sign, mode)
 
 
 def softmax_backward_rows(g, y, out, sign, mode, mask, masked):
