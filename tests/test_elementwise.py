@@ -110,6 +110,19 @@ def test_short_path_matches_regular_path(case, dtype):
         o = np.empty_like(x)
         assert f(x, out=o) is o
         np.testing.assert_array_equal(o, regular[0])
+        # the forward call's one-lookup path, also through a Choice's default
+        assert np.dtype(dtype) in f._forward1
+        np.testing.assert_array_equal(case.func(x, **case.params), regular[0])
+        # out= a view (it owns no memory), apart from x, on it exactly, and partly on it
+        buf = np.empty(2 * x.size, dtype)
+        assert f(x, out=buf[x.size:]) is not None
+        np.testing.assert_array_equal(buf[x.size:], regular[0])
+        buf[:x.size] = x
+        assert f(buf[:x.size], out=buf[:x.size]) is not None
+        np.testing.assert_array_equal(buf[:x.size], regular[0])
+        buf[:x.size] = x  # out one element ahead of x: a loop writing in place would clobber x
+        f(buf[:x.size], out=buf[1:x.size + 1])
+        np.testing.assert_array_equal(buf[1:x.size + 1], regular[0])
 
 
 def _smooth_points(case):
