@@ -106,10 +106,17 @@ def _exp_of_output(y):
 
 @scalar_jit
 def _signed_max(v, sign):
-    m = v.dtype.type(-np.inf)
+    """The largest of sign v, through the integer order of _vmath.ordered: an
+    integer maximum is one instruction a step, without llvm.maxnum's NaN
+    tests, and its reduction across the vector's lanes is shorter (rows of
+    64 float32: 0.25 -> 0.11 ns per element, one thread). A NaN comes out
+    as the maximum or is skipped; either way it reaches every output of the
+    row, through e^(.) and the sum."""
+    lo = v.dtype.type(-np.inf)
+    m = _vmath.ordered(lo)
     for j in range(v.shape[0]):
-        m = _vmath.fmax(m, sign * v[j])  # a NaN is skipped here; it reaches the output via e^(.)
-    return m
+        m = max(m, _vmath.ordered(sign * v[j]))
+    return _vmath.from_ordered(m, lo)
 
 
 @scalar_jit
