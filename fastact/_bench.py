@@ -163,13 +163,14 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
     print("-" * len(header), file=out)
     rows = []
 
-    def emit(op, t, nbytes, floor_gbs, t_np, t_torch=None, t_ne=None):
+    def emit(op, t, nbytes, floor_gbs, t_np, t_torch=None, t_ne=None, keep=True):
         gbs = nbytes / t / 1e9
         r = {"op": op, "gbs": gbs, "copy": gbs / floor_gbs,
              "numpy": t_np / t if t_np else None,
              "torch": t_torch / t if t_torch else None,
              "numexpr": t_ne / t if t_ne else None}
-        rows.append(r)
+        if keep:
+            rows.append(r)
 
         def fmt(v):
             return f"{v:6.2f}x" if v else "      -"
@@ -231,6 +232,22 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
                     tgb, tsb, -1, tsb.dtype, grad_input=tyb)
             (t, t_torch), fl = turns(lambda: fa.softmax.backward(gb, y=sb, out=yb), peer)
             emit(f"softmax backward rows {cols}", t, 12 * n, fl, t_np, t_torch)
+
+        # strided rows: a slice of half the columns, outside the summary's counts
+        half, w = n // 2, min(2048, n)
+        xs, ys = x.reshape(-1, w)[:, :w // 2], y[:half].reshape(-1, w // 2)
+        print(file=out)
+        print(f"on x[:, :{w // 2}] of a ({n // w}, {w}) array ({half:,} elements, out= contiguous):",
+              file=out)
+        for f in (fa.sigmoid, fa.relu, fa.gelu):
+            bf, _, params = BASELINES[f.name]
+            t_np = _median(lambda: bf(xs), quick) if f.name != "gelu" or _has_scipy() else None
+            peer = None
+            if torch is not None:
+                txs, tys = torch.from_numpy(x).reshape(-1, w)[:, :w // 2], torch.from_numpy(ys)
+                peer = lambda: ops[f.name][1](txs, tys)  # noqa: E731
+            (t, t_torch), fl = turns(lambda: f(xs, out=ys, **params), peer)
+            emit(f"{f.name} slice", t, 8 * half, fl, t_np, t_torch, keep=False)
 
     small = x[:1000].copy()
     t_tanh = _median(lambda: np.tanh(small), 200)

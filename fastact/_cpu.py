@@ -8,8 +8,11 @@ builds, per dtype and on first use:
   inputs and serial for small ones: forward, grad, backward ``g * f'(x)``,
   backward from the output ``g * f'(y)`` and ``value_and_grad``, which
   writes both outputs in one pass;
-* ``numba.vectorize`` ufuncs of the first four, for strided, broadcast and
-  partly overlapping arrays.
+* for large arrays of equally spaced contiguous rows (slices such as
+  ``x[:, :k]``), a parallel loop over the rows that runs the serial flat
+  loop on each;
+* ``numba.vectorize`` ufuncs of the first four, for the other strided,
+  broadcast and partly overlapping arrays.
 
 Every kernel comes from one template below. A template refers to the scalar
 functions through the globals ``f``, ``df`` and ``dfy``; a kernel is a
@@ -152,6 +155,31 @@ def par_value_and_grad(x, out, dout, params):
         dout[i] = d
 
 
+# --- templates: rows of strided arrays --------------------------------------
+#
+# An array whose last axes are contiguous and whose other axes collapse into
+# one (a slice x[:, :k] or x[a:b, c:d] of a C-contiguous array) is passed as a
+# flat C-contiguous view of the memory it spans, with its row stride in
+# elements (see _rows): each row is a contiguous slice of it, which the serial
+# flat loop ``flat`` (bound per kernel) takes as it takes a whole array. A
+# Numba array of any other layout indexes through its strides, and loops
+# over it stay scalar. The argument names say how many inputs and outputs.
+
+def rows_1_1(a, sa, o, so, rows, cols, params):
+    for i in prange(rows):
+        flat(a[i * sa:i * sa + cols], o[i * so:i * so + cols], params)
+
+
+def rows_2_1(a, sa, b, sb, o, so, rows, cols, params):
+    for i in prange(rows):
+        flat(a[i * sa:i * sa + cols], b[i * sb:i * sb + cols], o[i * so:i * so + cols], params)
+
+
+def rows_1_2(a, sa, o, so, p, sp, rows, cols, params):
+    for i in prange(rows):
+        flat(a[i * sa:i * sa + cols], o[i * so:i * so + cols], p[i * sp:i * sp + cols], params)
+
+
 _UFUNC_TEMPLATES = {
     "forward": (forward_0, forward_1, forward_2),
     "grad": (grad_0, grad_1, grad_2),
@@ -213,6 +241,61 @@ def loop(defn, kind: str, parallel: bool = True):
 
 
 _ARITY = {"forward": 1, "grad": 1, "backward": 2, "backward_y": 2, "value_and_grad": 1}
+_ROWS_TEMPLATES = {"forward": rows_1_1, "grad": rows_1_1, "backward": rows_2_1,
+                   "backward_y": rows_2_1, "value_and_grad": rows_1_2}
+
+#: The shortest rows the row kernels take: below it a row's call costs more
+#: than the ufunc's strided loop saves.
+MIN_ROW = 128
+
+
+@functools.cache
+def rows_loop(defn, kind: str):
+    """The parallel kernel of one kind over the rows of strided arrays (see rows_1_1)."""
+    fn = specialize(_ROWS_TEMPLATES[kind], f"{defn.name}_{kind}_rows",
+                    flat=loop(defn, kind, False))
+    return jit(parallel=True)(fn)
+
+
+def _rows(arrays):
+    """``(rows, cols, [(span, row stride), ...])`` for arrays of one shape that
+    are each a set of equally spaced rows of ``cols`` contiguous elements (the
+    same split for all), ``span`` a flat C-contiguous view of the memory from
+    an array's first element to its last; else None. Row strides are
+    non-negative (0: one row read again, a broadcast input)."""
+    shape = arrays[0].shape
+    if any(a.shape != shape for a in arrays):
+        return None
+    axes = [k for k, n in enumerate(shape) if n != 1]
+    steps = []
+    for a in arrays:
+        st = [a.strides[k] for k in axes]
+        if any(v % a.itemsize for v in st):
+            return None
+        steps.append([v // a.itemsize for v in st])
+    # the contiguous tail: axes whose stride is the size of the axes after them
+    cols, k = 1, len(axes)
+    while k and all(s[k - 1] == cols for s in steps):
+        cols *= shape[axes[k - 1]]
+        k -= 1
+    if k == len(axes) or k == 0 or cols < MIN_ROW:
+        return None  # no contiguous axis, contiguous throughout (the flat loops' case), or rows too short
+    # the rest: one axis of rows, each a multiple of the next one's stride
+    rows, k = shape[axes[k - 1]], k - 1
+    row = [s[k] for s in steps]
+    while k:
+        if not all(s[k - 1] == rows * r for s, r in zip(steps, row, strict=True)):
+            return None
+        rows *= shape[axes[k - 1]]
+        k -= 1
+    if any(r < 0 for r in row):
+        return None
+    views = []
+    for a, r in zip(arrays, row, strict=True):
+        span = np.lib.stride_tricks.as_strided(a, shape=((rows - 1) * r + cols,),
+                                               strides=(a.itemsize,))
+        views.append((span, r))
+    return rows, cols, views
 
 
 def serial_entry(defn, kind: str, dtype: np.dtype):
@@ -253,6 +336,16 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple, fresh: bool 
         else:
             loop(defn, kind, False)(*flat, params)
         return
+    # Large arrays of strided rows (slices): the row kernels, in parallel.
+    if inputs[0].size >= parallel_threshold(defn) and (fresh or not any(
+            overlaps(o, inputs) for o in outs)):
+        layout = _rows((*inputs, *outs))
+        if layout is not None:
+            with parallel_slot() as ok:
+                if ok:
+                    rows, cols, views = layout
+                    rows_loop(defn, kind)(*(v for pair in views for v in pair), rows, cols, params)
+                    return
     # Strided, broadcast or partly overlapping arrays: the ufuncs.
     if kind == "value_and_grad":
         # Two ufunc passes. The derivative goes first, from the untouched

@@ -79,6 +79,98 @@ def test_any_strides_match_a_contiguous_copy(function, method, view):
     np.testing.assert_array_equal(_call(function, method, x), _call(function, method, np.ascontiguousarray(x)))
 
 
+# the row kernels of large strided arrays, here on small ones (thresholds lowered)
+ROW_FUNCTIONS = [fa.sigmoid, fa.relu, fa.leaky_relu]
+
+
+def _rows_views(dtype=np.float32):
+    base = _x(dtype, (9, 40), seed=3)
+    base3 = _x(dtype, (4, 6, 10), seed=4)
+    return {
+        "slice": (base[:, 3:35], (9, 32)),
+        "3-d, collapsing": (base3[1:3, 2:5, :], (2, 30)),
+        "3-d, rows of rows": (base3[:, ::2, :], (12, 10)),
+        "3-d, not collapsing": (base3[::2, :4, :5], None),
+        "reversed rows": (base[::-1, 3:35], None),
+        "inner stride": (base[:, ::2], None),
+    }
+
+
+def _padded(c, dtype):
+    """A copy of c as a view with strided rows (the last axis padded)."""
+    return np.pad(c.astype(dtype), [(0, 0)] * (c.ndim - 1) + [(2, 1)])[..., 2:-1]
+
+
+@pytest.mark.parametrize("view", list(_rows_views()))
+def test_row_kernels_take_strided_rows(view, monkeypatch):
+    """The layouts the row kernels take (rows, cols) and those left to the
+    ufuncs (None); rows shorter than MIN_ROW are left to the ufuncs too."""
+    from fastact import _cpu
+
+    x, expected = _rows_views()[view]
+    monkeypatch.setattr(_cpu, "MIN_ROW", 1)
+    got = _cpu._rows((x, np.empty_like(x)))
+    assert (got if got is None else got[:2]) == expected
+    if got is not None:
+        rows, cols, views = got
+        span, stride = views[0]
+        rebuilt = np.stack([span[i * stride:i * stride + cols] for i in range(rows)])
+        np.testing.assert_array_equal(rebuilt, x.reshape(rows, cols))
+        monkeypatch.setattr(_cpu, "MIN_ROW", cols + 1)
+        assert _cpu._rows((x, np.empty_like(x))) is None
+
+
+@pytest.mark.parametrize("f, dtype", [(f, np.float32) for f in ROW_FUNCTIONS] + [(fa.sigmoid, np.float64)],
+                         ids=lambda v: getattr(v, "name", getattr(v, "__name__", "")))
+def test_strided_rows_match_a_contiguous_copy(f, dtype, monkeypatch):
+    """Through the row kernels (forced by lowered thresholds): the bits of the
+    contiguous path, into fresh results, into out= slices, in place, with a
+    grad_output broadcast along the rows; out= partly overlapping the input
+    goes to the ufuncs and is still right."""
+    from fastact import _cpu
+
+    monkeypatch.setattr(_cpu, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(_cpu, "MIN_ROW", 1)
+    calls = []
+    real = _cpu.rows_loop
+    monkeypatch.setattr(_cpu, "rows_loop", lambda *a: calls.append(a[1]) or real(*a))
+    for x, expected in _rows_views(dtype).values():
+        c = np.ascontiguousarray(x)
+        g = np.linspace(-2, 2, c.size).reshape(c.shape).astype(dtype)
+        calls.clear()
+        np.testing.assert_array_equal(f(x), f(c))
+        np.testing.assert_array_equal(f.grad(x), f.grad(c))
+        np.testing.assert_array_equal(f.backward(g, x), f.backward(g, c))
+        np.testing.assert_array_equal(f.backward(_padded(g, dtype), x), f.backward(g, c))
+        for a, b in zip(f.value_and_grad(x), f.value_and_grad(c), strict=True):
+            np.testing.assert_array_equal(a, b)
+        # (a padded g has rows of one axis only: where x's rows span two, the ufuncs)
+        one_axis = expected is not None and expected[1] == x.shape[-1]
+        taken = ["forward", "grad", "backward"] + ["backward"] * one_axis + ["value_and_grad"]
+        assert calls == (taken if expected is not None else [])
+        if x.ndim == 2:  # grad_output broadcast along the rows: row stride 0
+            gb = np.broadcast_to(g[0], c.shape)
+            np.testing.assert_array_equal(f.backward(gb, x), f.backward(np.ascontiguousarray(gb), c))
+        if f.from_output:
+            y = f(c)
+            np.testing.assert_array_equal(f.backward(_padded(g, dtype), y=_padded(y, dtype)),
+                                          f.backward(g, y=y))
+        big = np.zeros(x.shape[:-1] + (x.shape[-1] + 7,), dtype)
+        out = big[..., 3:-4]
+        assert f(x, out=out) is out
+        np.testing.assert_array_equal(out, f(c))
+        assert not big[..., :3].any() and not big[..., -4:].any()
+        inplace = _padded(c, dtype)
+        assert f(inplace, out=inplace) is inplace
+        np.testing.assert_array_equal(inplace, f(c))
+    buf = np.pad(_x(dtype, (9, 40)), [(0, 0), (0, 1)])
+    expected = f(np.ascontiguousarray(buf[:, :40]))
+    calls.clear()
+    f(buf[:, :40], out=buf[:, 1:41])  # out one element ahead of x in every row
+    np.testing.assert_array_equal(buf[:, 1:41], expected)
+    assert calls == []
+
+
 def test_non_native_byte_order(function):
     x = _x(np.float64)
     big = x.astype(">f8")

@@ -53,3 +53,5 @@ def test_bench_runs_on_a_small_array():
     for r in rows:  # (gelu's NumPy peer needs SciPy's erf, which the test extras lack)
         assert r["gbs"] > 0 and (r["numpy"] is None and r["op"].startswith("gelu") or r["numpy"] > 0), r
     assert "elementwise ops at >= 80% of copy bandwidth" in text and "import fastact after import numba" in text
+    assert "on x[:, :512] of a (1, 1024) array" in text and "sigmoid slice" in text
+    assert not any("slice" in r["op"] for r in rows)  # outside the summary's counts
