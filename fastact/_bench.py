@@ -239,12 +239,13 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
         print(file=out)
         print(f"on x[:, :{w // 2}] of a ({n // w}, {w}) array ({half:,} elements, out= contiguous):",
               file=out)
+        if torch is not None:
+            txs, tys = tx.reshape(-1, w)[:, :w // 2], torch.from_numpy(ys)
         for f in (fa.sigmoid, fa.relu, fa.gelu):
             bf, _, params = BASELINES[f.name]
             t_np = _median(lambda: bf(xs), quick) if f.name != "gelu" or _has_scipy() else None
             peer = None
             if torch is not None:
-                txs, tys = torch.from_numpy(x).reshape(-1, w)[:, :w // 2], torch.from_numpy(ys)
                 peer = lambda: ops[f.name][1](txs, tys)  # noqa: E731
             (t, t_torch), fl = turns(lambda: f(xs, out=ys, **params), peer)
             emit(f"{f.name} slice", t, 8 * half, fl, t_np, t_torch, keep=False)

@@ -337,8 +337,7 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple, fresh: bool 
             loop(defn, kind, False)(*flat, params)
         return
     # Large arrays of strided rows (slices): the row kernels, in parallel.
-    if inputs[0].size >= parallel_threshold(defn) and (fresh or not any(
-            overlaps(o, inputs) for o in outs)):
+    if inputs[0].size >= parallel_threshold(defn) and _no_partial_overlap(inputs, outs, fresh):
         layout = _rows((*inputs, *outs))
         if layout is not None:
             with parallel_slot() as ok:
@@ -367,11 +366,13 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple, fresh: bool 
         u(*inputs, *params, out=outs[0], dtype=dtype)
 
 
+def _no_partial_overlap(inputs, outs, fresh):
+    """True when no output shares memory with an input without being it exactly."""
+    return fresh or not any(overlaps(o, inputs) for o in outs)
+
+
 def _flat_if_safe(inputs, outs, fresh):
     flat = contiguous_flat(*inputs, *outs)
-    if flat is None or fresh:
-        return flat
-    for o in outs:
-        if overlaps(o, inputs):
-            return None
+    if flat is None or not _no_partial_overlap(inputs, outs, fresh):
+        return None
     return flat

@@ -110,8 +110,8 @@ class Elementwise:
         # (kind, dtype) -> (compiled entry point, parameters): the short path
         # of small contiguous calls with default parameters (see _fast).
         self._short: dict = {}
-        # dtype -> (entry point, default parameters, size limit): the forward
-        # short path, in one lookup (see __call__)
+        # dtype -> (entry point, default parameters): the forward short path,
+        # in one lookup (see __call__)
         self._forward1: dict = {}
         self._shift = _cpu.parallel_shift(defn)
         self.__signature__ = inspect.Signature(
@@ -216,8 +216,7 @@ class Elementwise:
         if kind == "forward" and dtype not in self._forward1 and (kind, dtype) in self._short:
             params = self._default_params.get(dtype)
             if params is not None:
-                self._forward1[dtype] = (self._short[(kind, dtype)], params,
-                                         _cpu.PARALLEL_THRESHOLD >> self._shift)
+                self._forward1[dtype] = (self._short[(kind, dtype)], params)
 
     def _unary(self, kind: str, method: str, x: Any, out: Any, kwargs: dict) -> Any:
         fname = self.name if method == "__call__" else f"{self.name}.{method}"
@@ -239,8 +238,8 @@ class Elementwise:
             short = self._forward1.get(dt)
             # the commonest small call, inlined (each step here costs ~50 ns;
             # np.empty(n, dt) ~100 ns less than np.empty_like(x))
-            if short is not None and x.ndim == 1 and 0 < (n := x.size) < short[2] \
-                    and x.flags.c_contiguous:
+            if short is not None and x.ndim == 1 and x.flags.c_contiguous \
+                    and 0 < (n := x.size) < _cpu.PARALLEL_THRESHOLD >> self._shift:
                 if out is None:
                     y = np.empty(n, dt)
                     short[0](x, y, short[1])
@@ -248,10 +247,10 @@ class Elementwise:
                 if _fast_out(out, x):
                     short[0](x, out, short[1])
                     return out
-        if not params and type(x) is np.ndarray and x.ndim:
-            y = self._fast("forward", x, out=out)
-            if y is not None:
-                return y
+            if x.ndim:
+                y = self._fast("forward", x, out=out)
+                if y is not None:
+                    return y
         return self._unary("forward", "__call__", x, out, params)
 
     def grad(self, x: Any, *, out: np.ndarray | None = None, **params: float) -> Any:

@@ -248,60 +248,6 @@ def _ov_fmax(a, b):
         return lambda a, b: _llvm_maxnum(a, b)
 
 
-@_jitable
-def _ordered32(x):
-    b = bits32(x)
-    return b ^ ((b >> np.int32(31)) & np.int32(0x7FFFFFFF))
-
-
-@_jitable
-def _ordered64(x):
-    b = bits64(x)
-    return b ^ ((b >> np.int64(63)) & np.int64(0x7FFFFFFFFFFFFFFF))
-
-
-def ordered(x):
-    """The bits of a float (float32 or float64) as a signed integer of its
-    width that orders as the floats do: -0 just below +0, a NaN below -inf
-    or above +inf by its sign bit. An integer maximum of these is one
-    instruction a step, which LLVM vectorizes and reduces across lanes
-    without llvm.maxnum's NaN tests. from_ordered inverts it."""
-    return _ordered32(x) if isinstance(x, np.float32) else _ordered64(np.float64(x))
-
-
-@overload(ordered, jit_options=_OPTIONS)
-def _ov_ordered(x):
-    if x == types.float32:
-        return lambda x: _ordered32(x)
-    if x == types.float64:
-        return lambda x: _ordered64(x)
-
-
-@_jitable
-def _from_ordered32(k):
-    return float32_of(k ^ ((k >> np.int32(31)) & np.int32(0x7FFFFFFF)))
-
-
-@_jitable
-def _from_ordered64(k):
-    return float64_of(k ^ ((k >> np.int64(63)) & np.int64(0x7FFFFFFFFFFFFFFF)))
-
-
-def from_ordered(k, like):
-    """The float of ``like``'s type whose ordered() is k."""
-    if isinstance(like, np.float32):
-        return _from_ordered32(np.int32(k))
-    return _from_ordered64(np.int64(k))
-
-
-@overload(from_ordered, jit_options=_OPTIONS)
-def _ov_from_ordered(k, like):
-    if like == types.float32:
-        return lambda k, like: _from_ordered32(k)
-    if like == types.float64:
-        return lambda k, like: _from_ordered64(k)
-
-
 def _prefer_wide_vectors(builder):
     from fastact._compile import WIDE_VECTORS
 
@@ -407,6 +353,60 @@ def _by_dtype(name, f32, f64):
             return lambda x: f64(np.float64(x))
 
     return py
+
+
+@_jitable
+def _flip32(b):
+    """b with its magnitude bits inverted where it is negative (its own inverse)."""
+    return b ^ ((b >> np.int32(31)) & np.int32(0x7FFFFFFF))
+
+
+@_jitable
+def _flip64(b):
+    return b ^ ((b >> np.int64(63)) & np.int64(0x7FFFFFFFFFFFFFFF))
+
+
+@_jitable
+def _ordered32(x):
+    return _flip32(bits32(x))
+
+
+@_jitable
+def _ordered64(x):
+    return _flip64(bits64(x))
+
+
+ordered = _by_dtype("ordered", _ordered32, _ordered64)
+ordered.__doc__ = """The bits of a float (float32 or float64) as a signed integer of its
+width that orders as the floats do: -0 just below +0, a NaN below -inf or
+above +inf by its sign bit. An integer maximum of these is one instruction a
+step, which LLVM vectorizes and reduces across lanes without llvm.maxnum's
+NaN tests. from_ordered inverts it."""
+
+
+@_jitable
+def _from_ordered32(k):
+    return float32_of(_flip32(k))
+
+
+@_jitable
+def _from_ordered64(k):
+    return float64_of(_flip64(k))
+
+
+def from_ordered(k, like):
+    """The float of ``like``'s type whose ordered() is k."""
+    if isinstance(like, np.float32):
+        return _from_ordered32(np.int32(k))
+    return _from_ordered64(np.int64(k))
+
+
+@overload(from_ordered, jit_options=_OPTIONS)
+def _ov_from_ordered(k, like):
+    if like == types.float32:
+        return lambda k, like: _from_ordered32(k)
+    if like == types.float64:
+        return lambda k, like: _from_ordered64(k)
 
 
 def float32_only(f32, name=None, doc=None):
