@@ -233,22 +233,30 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
             (t, t_torch), fl = turns(lambda: fa.softmax.backward(gb, y=sb, out=yb), peer)
             emit(f"softmax backward rows {cols}", t, 12 * n, fl, t_np, t_torch)
 
-        # strided rows: a slice of half the columns, outside the summary's counts
+        # strided layouts, outside the summary's counts: rows (a slice of half
+        # the columns), a strided last axis (every other element) and a transpose
         half, w = n // 2, min(2048, n)
-        xs, ys = x.reshape(-1, w)[:, :w // 2], y[:half].reshape(-1, w // 2)
-        print(file=out)
-        print(f"on x[:, :{w // 2}] of a ({n // w}, {w}) array ({half:,} elements, out= contiguous):",
-              file=out)
-        if torch is not None:
-            txs, tys = tx.reshape(-1, w)[:, :w // 2], torch.from_numpy(ys)
-        for f in (fa.sigmoid, fa.relu, fa.gelu):
-            bf, _, params = BASELINES[f.name]
-            t_np = _median(lambda: bf(xs), quick) if f.name != "gelu" or _has_scipy() else None
-            peer = None
+        layouts = [(f"on x[:, :{w // 2}] of a ({n // w}, {w}) array ({half:,} elements, out= contiguous):",
+                    "slice", x.reshape(-1, w)[:, :w // 2],
+                    lambda t: t.reshape(-1, w)[:, :w // 2]),
+                   (f"on x[::2] ({half:,} elements, out= contiguous):", "step 2", x[::2],
+                    lambda t: t[::2]),
+                   (f"on x.reshape({n // w}, {w}).T ({n:,} elements, out= contiguous):", "transposed",
+                    x.reshape(-1, w).T, lambda t: t.reshape(-1, w).T)]
+        for title, tag, xs, view in layouts:
+            ys = y[:xs.size].reshape(xs.shape)
+            print(file=out)
+            print(title, file=out)
             if torch is not None:
-                peer = lambda: ops[f.name][1](txs, tys)  # noqa: E731
-            (t, t_torch), fl = turns(lambda: f(xs, out=ys, **params), peer)
-            emit(f"{f.name} slice", t, 8 * half, fl, t_np, t_torch, keep=False)
+                txs, tys = view(tx), torch.from_numpy(ys)
+            for f in (fa.sigmoid, fa.relu, fa.gelu):
+                bf, _, params = BASELINES[f.name]
+                t_np = _median(lambda: bf(xs), quick) if f.name != "gelu" or _has_scipy() else None
+                peer = None
+                if torch is not None:
+                    peer = lambda: ops[f.name][1](txs, tys)  # noqa: E731
+                (t, t_torch), fl = turns(lambda: f(xs, out=ys, **params), peer)
+                emit(f"{f.name} {tag}", t, 8 * xs.size, fl, t_np, t_torch, keep=False)
 
     small = x[:1000].copy()
     t_tanh = _median(lambda: np.tanh(small), 200)

@@ -171,6 +171,97 @@ def test_strided_rows_match_a_contiguous_copy(f, dtype, monkeypatch):
     assert calls == []
 
 
+def _tile_views(dtype=np.float32):
+    base = _x(dtype, (9, 40), seed=5)
+    flat = _x(dtype, (301,), seed=6)
+    base3 = _x(dtype, (4, 6, 10), seed=7)
+    return {  # the view, and its collapsed (rows, cols), None: left to the ufuncs
+        "transposed": (base.T, (40, 9)),
+        "1-d step 2": (flat[::2], (1, 151)),
+        "1-d reversed": (flat[::-1], (1, 301)),
+        "inner stride": (base[:, ::2], (1, 180)),
+        "both reversed": (base[::-1, ::-3], (9, 14)),
+        "reversed rows": (base[::-1, 3:35], (9, 32)),
+        "short rows": (base[:, 3:35], (9, 32)),
+        "fortran": (np.asfortranarray(base), (9, 40)),
+        "3-d, to one axis": (base3[:, :, ::2], (1, 120)),
+        "3-d, to two axes": (base3[::2, :, ::2], (2, 30)),
+        "3-d, not collapsing": (base3.transpose(1, 0, 2)[:, :, ::2], None),
+    }
+
+
+@pytest.mark.parametrize("view", list(_tile_views()))
+def test_tile_kernels_take_two_axis_layouts(view):
+    """The layouts the tile kernels take, and the tiles' views: element
+    (i, j) is at base + i s0 + j s1 of its span, in every array."""
+    from fastact import _cpu
+
+    x, expected = _tile_views()[view]
+    out = np.empty(x.shape, x.dtype)
+    got = _cpu._tiles((x, out))
+    assert (got if got is None else got[:2]) == expected
+    if got is not None:
+        rows, cols, tr, tc, views = got
+        assert 1 <= tr <= rows and 1 <= tc <= cols
+        i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        for (span, (base, s0, s1)), a in zip(views, (x, out), strict=True):
+            idx = base + i * s0 + j * s1
+            assert idx.min() == 0 and idx.max() == span.size - 1
+            assert np.may_share_memory(span, a)
+            np.testing.assert_array_equal(span[idx], np.ascontiguousarray(a).reshape(rows, cols))
+
+
+@pytest.mark.parametrize("f, dtype", [(f, np.float32) for f in ROW_FUNCTIONS] + [(fa.sigmoid, np.float64)],
+                         ids=lambda v: getattr(v, "name", getattr(v, "__name__", "")))
+def test_tiles_match_a_contiguous_copy(f, dtype, monkeypatch):
+    """Through the tile kernels (forced by a lowered threshold, with tiles
+    smaller than the arrays): the bits of the contiguous path for every kind,
+    with strided and broadcast grad_output, into C-ordered and strided out=,
+    in place; a partly overlapping out= goes to the ufuncs."""
+    from fastact import _cpu
+
+    monkeypatch.setattr(_cpu, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(_cpu, "MIN_ROW", 10**9)  # no row kernels
+    monkeypatch.setattr(_cpu, "TILE", 48)
+    calls = []
+    real = _cpu.tiles_loop
+    monkeypatch.setattr(_cpu, "tiles_loop", lambda *a: calls.append(a[1]) or real(*a))
+    for name, (x, expected) in _tile_views(dtype).items():
+        c = np.ascontiguousarray(x)
+        g = np.linspace(-2, 2, c.size).reshape(c.shape).astype(dtype)
+        gs = np.flip(np.flip(g).copy())  # g seen through negative strides
+        o, o2 = np.empty_like(c), np.empty_like(c)
+        y = f(x)  # in x's layout
+        calls.clear()
+        np.testing.assert_array_equal(f(x, out=o), f(c))
+        np.testing.assert_array_equal(f.grad(x, out=o), f.grad(c))
+        np.testing.assert_array_equal(f.backward(gs, x, out=o), f.backward(g, c))
+        f.value_and_grad(x, out=(o, o2))
+        for a, b in zip((o, o2), f.value_and_grad(c), strict=True):
+            np.testing.assert_array_equal(a, b)
+        want = ["forward", "grad", "backward", "value_and_grad"]
+        if f.from_output:
+            np.testing.assert_array_equal(f.backward(gs, y=y, out=o), f.backward(g, y=f(c)))
+            want.append("backward_y")
+        assert calls == (want if expected is not None else []), name
+        if x.ndim == 2:  # grad_output broadcast along the rows: stride 0
+            gb = np.broadcast_to(g[0], c.shape)
+            np.testing.assert_array_equal(f.backward(gb, x), f.backward(np.ascontiguousarray(gb), c))
+        np.testing.assert_array_equal(f(x), f(c))  # fresh results
+        strided = np.zeros(x.shape[::-1], dtype).T
+        assert f(x, out=strided) is strided
+        np.testing.assert_array_equal(strided, f(c))
+        inplace = np.flip(np.flip(x).copy())
+        assert f(inplace, out=inplace) is inplace
+        np.testing.assert_array_equal(inplace, f(c))
+    buf = _x(dtype, (81,), seed=8)
+    expected = f(np.ascontiguousarray(buf[:-1:2]))
+    calls.clear()
+    f(buf[:-1:2], out=buf[1::2])  # out one element ahead of x
+    np.testing.assert_array_equal(buf[1::2], expected)
+    assert calls == []
+
+
 def test_non_native_byte_order(function):
     x = _x(np.float64)
     big = x.astype(">f8")
