@@ -11,11 +11,12 @@ builds, per dtype and on first use:
 * for large arrays of equally spaced contiguous rows (slices such as
   ``x[:, :k]``), a parallel loop over the rows that runs the serial flat
   loop on each;
-* for the other large strided arrays whose axes collapse to two or fewer
-  (transposes, ``x[::2]``, reversed axes, broadcast inputs), a parallel
-  loop over tiles gathered into contiguous buffers for the serial flat loop;
+* for the other large strided arrays whose axes collapse to three or fewer
+  (transposes, ``x[::2]``, reversed axes, broadcast inputs, permutations),
+  a parallel loop over tiles gathered into contiguous buffers for the
+  serial flat loop;
 * ``numba.vectorize`` ufuncs of the first four, for small strided arrays,
-  layouts of three axes or more and partly overlapping arrays.
+  layouts of four axes or more and partly overlapping arrays.
 
 Every kernel comes from one template below. A template refers to the scalar
 functions through the globals ``f``, ``df`` and ``dfy``; a kernel is a
@@ -183,34 +184,53 @@ def rows_1_2(a, sa, o, so, p, sp, rows, cols, params):
         flat(a[i * sa:i * sa + cols], o[i * so:i * so + cols], p[i * sp:i * sp + cols], params)
 
 
-# --- templates: tiles of any 2-d strided layout ----------------------------
+# --- templates: tiles of strided layouts of up to three axes --------------
 #
-# Arrays of one shape whose axes collapse to at most two (after dropping
+# Arrays of one shape whose axes collapse to at most three (after dropping
 # axes of length 1 and merging axes that are contiguous with each other in
 # every array), with any element strides, negative and zero included:
-# transposes, x[::2], x[::-1], x[:, ::2], broadcast inputs. Each array is
+# transposes, x[::2], x[::-1], x[:, ::2], broadcast inputs, permutations such
+# as NCHW -> NHWC. The collapsed axes are (batch, rows, cols); each array is
 # passed as a flat view of the memory it spans with its place
-# (base, s0, s1): element (i, j) is view[base + i s0 + j s1] (see _tiles).
-# The rows x cols index space is cut into tiles of tr x tc elements; a tile
-# is gathered into contiguous buffers, the serial flat loop ``flat`` runs
-# on them, and the results are scattered back. Each array is walked along
-# its own shorter stride (a transpose reads and writes whole cache lines),
-# and every input of a tile is gathered before any of its outputs is
-# written: an output may be an input itself (in place). Tasks of
-# TILES_PER_TASK tiles share their buffers.
+# (base, sb, s0, s1): element (k, i, j) is view[base + k sb + i s0 + j s1]
+# (see _tiles). Each rows x cols plane is cut into tiles of tr x tc elements
+# (``grid`` is (batch, rows, cols, tr, tc)); a tile is gathered into
+# contiguous buffers, the serial flat loop ``flat`` runs on them, and the
+# results are scattered back. Each array is walked along its own shorter
+# stride (a transpose reads and writes whole cache lines), and every input
+# of a tile is gathered before any of its outputs is written: an output may
+# be an input itself (in place). Tasks of TILES_PER_TASK tiles share their
+# buffers.
 
 TILES_PER_TASK = 8
 
 
 @scalar_jit
-def _gather(src, place, r0, c0, m, n, buf):
-    base, s0, s1 = place
-    p = base + r0 * s0 + c0 * s1
+def _tile_count(grid):
+    batch, rows, cols, tr, tc = grid
+    return batch * ((rows + tr - 1) // tr) * ((cols + tc - 1) // tc)
+
+
+@scalar_jit
+def _tile(t, grid):
+    """Tile t: (k, r0, c0) its first element, m x n its size."""
+    batch, rows, cols, tr, tc = grid
+    ntc = (cols + tc - 1) // tc
+    per = ((rows + tr - 1) // tr) * ntc
+    k, u = t // per, t % per
+    r0, c0 = (u // ntc) * tr, (u % ntc) * tc
+    return k, r0, c0, min(tr, rows - r0), min(tc, cols - c0)
+
+
+@scalar_jit
+def _gather(src, place, k, r0, c0, m, n, buf):
+    base, sb, s0, s1 = place
+    p = base + k * sb + r0 * s0 + c0 * s1
     if m == 1 or abs(s1) <= abs(s0) and n > 1:
         for i in range(m):
             q = p + i * s0
             for j in range(n):
-                buf[i * n + j] = src[np.uint64(q + j * s1)]
+                buf[i * n + j] = src[np.uint64(q + j * s1)]  # unsigned: no wraparound test
     else:
         for j in range(n):
             q = p + j * s1
@@ -219,9 +239,9 @@ def _gather(src, place, r0, c0, m, n, buf):
 
 
 @scalar_jit
-def _scatter(buf, dst, place, r0, c0, m, n):
-    base, s0, s1 = place
-    p = base + r0 * s0 + c0 * s1
+def _scatter(buf, dst, place, k, r0, c0, m, n):
+    base, sb, s0, s1 = place
+    p = base + k * sb + r0 * s0 + c0 * s1
     if m == 1 or abs(s1) <= abs(s0) and n > 1:
         for i in range(m):
             q = p + i * s0
@@ -234,50 +254,47 @@ def _scatter(buf, dst, place, r0, c0, m, n):
                 dst[np.uint64(q + i * s0)] = buf[i * n + j]
 
 
-def tiles_1_1(a, pa, o, po, rows, cols, tr, tc, params):
-    ntc = (cols + tc - 1) // tc
-    nt = ((rows + tr - 1) // tr) * ntc
+def tiles_1_1(a, pa, o, po, grid, params):
+    nt = _tile_count(grid)
+    size = grid[3] * grid[4]
     for task in prange((nt + TILES_PER_TASK - 1) // TILES_PER_TASK):
-        ba = np.empty(tr * tc, a.dtype)
-        bo = np.empty(tr * tc, o.dtype)
+        ba = np.empty(size, a.dtype)
+        bo = np.empty(size, o.dtype)
         for t in range(task * TILES_PER_TASK, min(nt, (task + 1) * TILES_PER_TASK)):
-            r0, c0 = (t // ntc) * tr, (t % ntc) * tc
-            m, n = min(tr, rows - r0), min(tc, cols - c0)
-            _gather(a, pa, r0, c0, m, n, ba)
+            k, r0, c0, m, n = _tile(t, grid)
+            _gather(a, pa, k, r0, c0, m, n, ba)
             flat(ba[:m * n], bo[:m * n], params)
-            _scatter(bo, o, po, r0, c0, m, n)
+            _scatter(bo, o, po, k, r0, c0, m, n)
 
 
-def tiles_2_1(a, pa, b, pb, o, po, rows, cols, tr, tc, params):
-    ntc = (cols + tc - 1) // tc
-    nt = ((rows + tr - 1) // tr) * ntc
+def tiles_2_1(a, pa, b, pb, o, po, grid, params):
+    nt = _tile_count(grid)
+    size = grid[3] * grid[4]
     for task in prange((nt + TILES_PER_TASK - 1) // TILES_PER_TASK):
-        ba = np.empty(tr * tc, a.dtype)
-        bb = np.empty(tr * tc, b.dtype)
-        bo = np.empty(tr * tc, o.dtype)
+        ba = np.empty(size, a.dtype)
+        bb = np.empty(size, b.dtype)
+        bo = np.empty(size, o.dtype)
         for t in range(task * TILES_PER_TASK, min(nt, (task + 1) * TILES_PER_TASK)):
-            r0, c0 = (t // ntc) * tr, (t % ntc) * tc
-            m, n = min(tr, rows - r0), min(tc, cols - c0)
-            _gather(a, pa, r0, c0, m, n, ba)
-            _gather(b, pb, r0, c0, m, n, bb)
+            k, r0, c0, m, n = _tile(t, grid)
+            _gather(a, pa, k, r0, c0, m, n, ba)
+            _gather(b, pb, k, r0, c0, m, n, bb)
             flat(ba[:m * n], bb[:m * n], bo[:m * n], params)
-            _scatter(bo, o, po, r0, c0, m, n)
+            _scatter(bo, o, po, k, r0, c0, m, n)
 
 
-def tiles_1_2(a, pa, o, po, p, pp, rows, cols, tr, tc, params):
-    ntc = (cols + tc - 1) // tc
-    nt = ((rows + tr - 1) // tr) * ntc
+def tiles_1_2(a, pa, o, po, p, pp, grid, params):
+    nt = _tile_count(grid)
+    size = grid[3] * grid[4]
     for task in prange((nt + TILES_PER_TASK - 1) // TILES_PER_TASK):
-        ba = np.empty(tr * tc, a.dtype)
-        bo = np.empty(tr * tc, o.dtype)
-        bp = np.empty(tr * tc, p.dtype)
+        ba = np.empty(size, a.dtype)
+        bo = np.empty(size, o.dtype)
+        bp = np.empty(size, p.dtype)
         for t in range(task * TILES_PER_TASK, min(nt, (task + 1) * TILES_PER_TASK)):
-            r0, c0 = (t // ntc) * tr, (t % ntc) * tc
-            m, n = min(tr, rows - r0), min(tc, cols - c0)
-            _gather(a, pa, r0, c0, m, n, ba)
+            k, r0, c0, m, n = _tile(t, grid)
+            _gather(a, pa, k, r0, c0, m, n, ba)
             flat(ba[:m * n], bo[:m * n], bp[:m * n], params)
-            _scatter(bo, o, po, r0, c0, m, n)
-            _scatter(bp, p, pp, r0, c0, m, n)
+            _scatter(bo, o, po, k, r0, c0, m, n)
+            _scatter(bp, p, pp, k, r0, c0, m, n)
 
 
 _UFUNC_TEMPLATES = {
@@ -366,18 +383,19 @@ TILE = 4096
 
 @functools.cache
 def tiles_loop(defn, kind: str):
-    """The parallel kernel of one kind over tiles of 2-d strided arrays (see tiles_1_1)."""
+    """The parallel kernel of one kind over tiles of strided arrays (see tiles_1_1)."""
     fn = specialize(_TILES_TEMPLATES[kind], f"{defn.name}_{kind}_tiles",
                     flat=loop(defn, kind, False))
     return jit(parallel=True)(fn)
 
 
 def _tiles(arrays):
-    """``(rows, cols, tr, tc, [(span, (base, s0, s1)), ...])`` for arrays of
-    one shape whose axes collapse to at most two with element strides
-    (s0, s1) in every array, span a flat view of the memory from the array's
-    lowest element to its highest and base the place of element (0, 0) in
-    it; tr x tc the tile; else None."""
+    """``(grid, [(span, (base, sb, s0, s1)), ...])`` for arrays of one shape
+    whose axes collapse to at most three, (batch, rows, cols), with element
+    strides (sb, s0, s1) in every array: span a flat view of the memory from
+    the array's lowest element to its highest, base the place of element
+    (0, 0, 0) in it, grid (batch, rows, cols, tr, tc) with tr x tc the tile;
+    else None."""
     shape = arrays[0].shape
     if any(a.shape != shape for a in arrays):
         return None
@@ -395,23 +413,23 @@ def _tiles(arrays):
             dims[k - 1:k + 1] = [dims[k - 1] * dims[k]]
             for s in steps:
                 s[k - 1:k + 1] = [s[k]]
-    if not dims or len(dims) > 2:
+    if not dims or len(dims) > 3:
         return None
-    if len(dims) == 1:
-        dims = [1, dims[0]]
-        steps = [[0, s[0]] for s in steps]
-    rows, cols = dims
+    pad = 3 - len(dims)
+    dims = [1] * pad + dims
+    steps = [[0] * pad + s for s in steps]
+    batch, rows, cols = dims
     tc = min(cols, max(64, TILE // rows))
     tr = min(rows, max(1, TILE // tc))
     views = []
-    for a, (s0, s1) in zip(arrays, steps, strict=True):
-        lo = min(0, (rows - 1) * s0) + min(0, (cols - 1) * s1)
-        hi = max(0, (rows - 1) * s0) + max(0, (cols - 1) * s1)
+    for a, st in zip(arrays, steps, strict=True):
+        lo = sum(min(0, (n - 1) * v) for n, v in zip(dims, st))
+        hi = sum(max(0, (n - 1) * v) for n, v in zip(dims, st))
         # the lowest element: the last index along every axis of negative stride
         first = a[tuple(slice(n - 1, n) if v < 0 else slice(0, 1) for v, n in zip(a.strides, a.shape))]
         span = np.lib.stride_tricks.as_strided(first, shape=(hi - lo + 1,), strides=(a.itemsize,))
-        views.append((span, (-lo, s0, s1)))
-    return rows, cols, tr, tc, views
+        views.append((span, (-lo, *st)))
+    return (batch, rows, cols, tr, tc), views
 
 
 def _rows(arrays):
@@ -502,15 +520,15 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple, fresh: bool 
                     rows, cols, views = layout
                     rows_loop(defn, kind)(*(v for pair in views for v in pair), rows, cols, params)
                     return
-        # Any other layout that collapses to two axes: the tile kernels.
+        # Any other layout that collapses to three axes or fewer: the tile kernels.
         layout = _tiles((*inputs, *outs))
         if layout is not None:
             with parallel_slot() as ok:
                 if ok:
-                    rows, cols, tr, tc, views = layout
-                    tiles_loop(defn, kind)(*(v for pair in views for v in pair), rows, cols, tr, tc, params)
+                    grid, views = layout
+                    tiles_loop(defn, kind)(*(v for pair in views for v in pair), grid, params)
                     return
-    # Small strided arrays, layouts of three axes or more, partly overlapping arrays: the ufuncs.
+    # Small strided arrays, layouts of four axes or more, partly overlapping arrays: the ufuncs.
     if kind == "value_and_grad":
         # Two ufunc passes. The derivative goes first, from the untouched
         # input, in case the value's output is the input itself.

@@ -175,43 +175,48 @@ def _tile_views(dtype=np.float32):
     base = _x(dtype, (9, 40), seed=5)
     flat = _x(dtype, (301,), seed=6)
     base3 = _x(dtype, (4, 6, 10), seed=7)
-    return {  # the view, and its collapsed (rows, cols), None: left to the ufuncs
-        "transposed": (base.T, (40, 9)),
-        "1-d step 2": (flat[::2], (1, 151)),
-        "1-d reversed": (flat[::-1], (1, 301)),
-        "inner stride": (base[:, ::2], (1, 180)),
-        "both reversed": (base[::-1, ::-3], (9, 14)),
-        "reversed rows": (base[::-1, 3:35], (9, 32)),
-        "short rows": (base[:, 3:35], (9, 32)),
-        "fortran": (np.asfortranarray(base), (9, 40)),
-        "3-d, to one axis": (base3[:, :, ::2], (1, 120)),
-        "3-d, to two axes": (base3[::2, :, ::2], (2, 30)),
-        "3-d, not collapsing": (base3.transpose(1, 0, 2)[:, :, ::2], None),
+    nchw = _x(dtype, (3, 4, 5, 6), seed=8)
+    return {  # the view, and its collapsed (batch, rows, cols), None: left to the ufuncs
+        "transposed": (base.T, (1, 40, 9)),
+        "1-d step 2": (flat[::2], (1, 1, 151)),
+        "1-d reversed": (flat[::-1], (1, 1, 301)),
+        "inner stride": (base[:, ::2], (1, 1, 180)),
+        "both reversed": (base[::-1, ::-3], (1, 9, 14)),
+        "reversed rows": (base[::-1, 3:35], (1, 9, 32)),
+        "short rows": (base[:, 3:35], (1, 9, 32)),
+        "fortran": (np.asfortranarray(base), (1, 9, 40)),
+        "3-d, to one axis": (base3[:, :, ::2], (1, 1, 120)),
+        "3-d, to two axes": (base3[::2, :, ::2], (1, 2, 30)),
+        "3-d": (base3.transpose(1, 0, 2)[:, :, ::2], (6, 4, 5)),
+        "NCHW to NHWC": (nchw.transpose(0, 2, 3, 1), (3, 30, 4)),
+        "4-d, not collapsing": (nchw[:, ::2].transpose(0, 2, 1, 3)[..., ::2], None),
     }
 
 
 @pytest.mark.parametrize("view", list(_tile_views()))
-def test_tile_kernels_take_two_axis_layouts(view):
+def test_tile_kernels_take_three_axis_layouts(view):
     """The layouts the tile kernels take, and the tiles' views: element
-    (i, j) is at base + i s0 + j s1 of its span, in every array."""
+    (k, i, j) is at base + k sb + i s0 + j s1 of its span, in every array."""
     from fastact import _cpu
 
     x, expected = _tile_views()[view]
     out = np.empty(x.shape, x.dtype)
     got = _cpu._tiles((x, out))
-    assert (got if got is None else got[:2]) == expected
+    assert (got if got is None else got[0][:3]) == expected
     if got is not None:
-        rows, cols, tr, tc, views = got
+        (batch, rows, cols, tr, tc), views = got
         assert 1 <= tr <= rows and 1 <= tc <= cols
-        i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-        for (span, (base, s0, s1)), a in zip(views, (x, out), strict=True):
-            idx = base + i * s0 + j * s1
+        k, i, j = np.meshgrid(np.arange(batch), np.arange(rows), np.arange(cols), indexing="ij")
+        for (span, (base, sb, s0, s1)), a in zip(views, (x, out), strict=True):
+            idx = base + k * sb + i * s0 + j * s1
             assert idx.min() == 0 and idx.max() == span.size - 1
             assert np.may_share_memory(span, a)
-            np.testing.assert_array_equal(span[idx], np.ascontiguousarray(a).reshape(rows, cols))
+            np.testing.assert_array_equal(span[idx], np.ascontiguousarray(a).reshape(batch, rows, cols))
 
 
-@pytest.mark.parametrize("f, dtype", [(f, np.float32) for f in ROW_FUNCTIONS] + [(fa.sigmoid, np.float64)],
+# sigmoid: from_output; leaky_relu: a parameter
+@pytest.mark.parametrize("f, dtype", [(fa.sigmoid, np.float32), (fa.leaky_relu, np.float32),
+                                      (fa.sigmoid, np.float64)],
                          ids=lambda v: getattr(v, "name", getattr(v, "__name__", "")))
 def test_tiles_match_a_contiguous_copy(f, dtype, monkeypatch):
     """Through the tile kernels (forced by a lowered threshold, with tiles
@@ -244,7 +249,7 @@ def test_tiles_match_a_contiguous_copy(f, dtype, monkeypatch):
             np.testing.assert_array_equal(f.backward(gs, y=y, out=o), f.backward(g, y=f(c)))
             want.append("backward_y")
         assert calls == (want if expected is not None else []), name
-        if x.ndim == 2:  # grad_output broadcast along the rows: stride 0
+        if x.ndim >= 2:  # grad_output broadcast along the first axis: stride 0
             gb = np.broadcast_to(g[0], c.shape)
             np.testing.assert_array_equal(f.backward(gb, x), f.backward(np.ascontiguousarray(gb), c))
         np.testing.assert_array_equal(f(x), f(c))  # fresh results
