@@ -2,7 +2,9 @@
 
 Every elementwise function (forward, backward, value_and_grad) and the
 softmax family (rows of 64 and 1024, forward and backward), float32 and
-float64, on 2^10, 2^16 and 2^24 elements::
+float64, on 2^10, 2^16 and 2^24 elements, and relu, sigmoid and gelu on
+strided float32 views of 2^24 elements (row slices, x[::2], a transpose,
+NCHW -> NHWC) into contiguous outputs::
 
     python -m pytest bench/ --benchmark-only --benchmark-group-by=param:name
     python -m pytest bench/ --benchmark-only -k "float32 and 16777216 and sigmoid"
@@ -144,3 +146,37 @@ def test_softmax_rows(benchmark, cols, op, dtype, impl):
                  "softmax_backward": lambda: torch._softmax_backward_data(tg, ty, -1, ty.dtype)}
     calls[op]()
     benchmark(calls[op])
+
+
+def _layouts(x: np.ndarray) -> dict:
+    """Strided views of a flat array: rows, a strided last axis, a transpose
+    and an NCHW -> NHWC permutation (the row and tile kernels' cases)."""
+    n = x.size
+    return {
+        "slice": x.reshape(-1, 2048)[:, :1024],
+        "step2": x[::2],
+        "transposed": x.reshape(-1, 2048).T,
+        "nhwc": x[:n // 4096 * 4096].reshape(-1, 64, 8, 8).transpose(0, 2, 3, 1),
+    }
+
+
+@pytest.mark.parametrize("layout", ["slice", "step2", "transposed", "nhwc"])
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "gelu"])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_strided(benchmark, layout, name, impl):
+    """f(view, out=contiguous) on strided float32 views of 2^24 elements."""
+    f = getattr(fa, name)
+    x, _ = _data(1 << 24, np.float32)
+    v = _layouts(x)[layout]
+    out = np.empty(v.shape, v.dtype)
+    if impl == "fastact":
+        f(v, out=out)
+        benchmark(lambda: f(v, out=out))
+    elif impl == "numpy":
+        bf = BASELINES[name][0]
+        with np.errstate(all="ignore"):
+            benchmark(lambda: np.copyto(out, bf(v)))
+    else:
+        tv = torch.from_numpy(x).as_strided(v.shape, [s // v.itemsize for s in v.strides])
+        to = torch.from_numpy(out)
+        benchmark(lambda: to.copy_(TORCH[name](tv)))
