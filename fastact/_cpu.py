@@ -227,13 +227,28 @@ def _tile(t, grid):
 
 
 @scalar_jit
+def _origin(place, k, r0, c0):
+    """The place of element (k, r0, c0) in its array's span."""
+    base, sb, s0, s1 = place
+    return base + k * sb + r0 * s0 + c0 * s1
+
+
+@scalar_jit
+def _along_rows(place, m, n):
+    """Whether an m x n tile of the array is walked row by row (else column
+    by column): along its shorter stride, along the row if it is one row."""
+    base, sb, s0, s1 = place
+    return m == 1 or abs(s1) <= abs(s0) and n > 1
+
+
+@scalar_jit
 def _run_of(place, k, r0, c0, m, n):
     """The first element of the tile's run in its array, if the tile is one
     contiguous run of it (m x n elements with unit stride along the row and
     rows of n, or one row), else -1."""
     base, sb, s0, s1 = place
     if (s1 == 1 or n == 1) and (m == 1 or s0 == n):
-        return base + k * sb + r0 * s0 + c0 * s1
+        return _origin(place, k, r0, c0)
     return -1
 
 
@@ -256,8 +271,8 @@ def _tile_done(buf, dst, place, k, r0, c0, m, n):
 @scalar_jit
 def _gather(src, place, k, r0, c0, m, n, buf):
     base, sb, s0, s1 = place
-    p = base + k * sb + r0 * s0 + c0 * s1
-    if m == 1 or abs(s1) <= abs(s0) and n > 1:
+    p = _origin(place, k, r0, c0)
+    if _along_rows(place, m, n):
         for i in range(m):
             q = p + i * s0
             for j in range(n):
@@ -272,8 +287,8 @@ def _gather(src, place, k, r0, c0, m, n, buf):
 @scalar_jit
 def _scatter(buf, dst, place, k, r0, c0, m, n):
     base, sb, s0, s1 = place
-    p = base + k * sb + r0 * s0 + c0 * s1
-    if m == 1 or abs(s1) <= abs(s0) and n > 1:
+    p = _origin(place, k, r0, c0)
+    if _along_rows(place, m, n):
         for i in range(m):
             q = p + i * s0
             for j in range(n):
@@ -424,6 +439,22 @@ def tiles_loop(defn, kind: str):
     return jit(parallel=True)(fn)
 
 
+def _element_steps(arrays):
+    """``(dims, steps)`` for arrays of one shape: the lengths of its axes
+    other than those of length 1 and, per array, their strides in elements;
+    None if the shapes differ or a stride is not a whole number of elements."""
+    shape = arrays[0].shape
+    if any(a.shape != shape for a in arrays):
+        return None
+    steps = []
+    for a in arrays:
+        st = [v for v, n in zip(a.strides, shape) if n != 1]
+        if any(v % a.itemsize for v in st):
+            return None
+        steps.append([v // a.itemsize for v in st])
+    return [n for n in shape if n != 1], steps
+
+
 def _tiles(arrays):
     """``(grid, [(span, (base, sb, s0, s1)), ...])`` for arrays of one shape
     whose axes collapse to at most three, (batch, rows, cols), with element
@@ -431,16 +462,10 @@ def _tiles(arrays):
     the array's lowest element to its highest, base the place of element
     (0, 0, 0) in it, grid (batch, rows, cols, tr, tc) with tr x tc the tile;
     else None."""
-    shape = arrays[0].shape
-    if any(a.shape != shape for a in arrays):
+    axes = _element_steps(arrays)
+    if axes is None:
         return None
-    dims = [n for n in shape if n != 1]
-    steps = []
-    for a in arrays:
-        st = [v for v, n in zip(a.strides, shape) if n != 1]
-        if any(v % a.itemsize for v in st):
-            return None
-        steps.append([v // a.itemsize for v in st])
+    dims, steps = axes
     # merge each axis into the one before it where the two are contiguous
     # with each other in every array
     for k in range(len(dims) - 1, 0, -1):
@@ -473,30 +498,24 @@ def _rows(arrays):
     same split for all), ``span`` a flat C-contiguous view of the memory from
     an array's first element to its last; else None. Row strides are
     non-negative (0: one row read again, a broadcast input)."""
-    shape = arrays[0].shape
-    if any(a.shape != shape for a in arrays):
+    axes = _element_steps(arrays)
+    if axes is None:
         return None
-    axes = [k for k, n in enumerate(shape) if n != 1]
-    steps = []
-    for a in arrays:
-        st = [a.strides[k] for k in axes]
-        if any(v % a.itemsize for v in st):
-            return None
-        steps.append([v // a.itemsize for v in st])
+    dims, steps = axes
     # the contiguous tail: axes whose stride is the size of the axes after them
-    cols, k = 1, len(axes)
+    cols, k = 1, len(dims)
     while k and all(s[k - 1] == cols for s in steps):
-        cols *= shape[axes[k - 1]]
+        cols *= dims[k - 1]
         k -= 1
-    if k == len(axes) or k == 0 or cols < MIN_ROW:
+    if k == len(dims) or k == 0 or cols < MIN_ROW:
         return None  # no contiguous axis, contiguous throughout (the flat loops' case), or rows too short
     # the rest: one axis of rows, each a multiple of the next one's stride
-    rows, k = shape[axes[k - 1]], k - 1
+    rows, k = dims[k - 1], k - 1
     row = [s[k] for s in steps]
     while k:
         if not all(s[k - 1] == rows * r for s, r in zip(steps, row, strict=True)):
             return None
-        rows *= shape[axes[k - 1]]
+        rows *= dims[k - 1]
         k -= 1
     if any(r < 0 for r in row):
         return None
@@ -546,22 +565,14 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple, fresh: bool 
         else:
             loop(defn, kind, False)(*flat, params)
         return
-    # Large arrays of strided rows (slices): the row kernels, in parallel.
+    # Large strided arrays: the row or tile kernels, in parallel.
     if inputs[0].size >= parallel_threshold(defn) and _no_partial_overlap(inputs, outs, fresh):
-        layout = _rows((*inputs, *outs))
-        if layout is not None:
+        launch = _strided_launch(defn, kind, (*inputs, *outs))
+        if launch is not None:
             with parallel_slot() as ok:
                 if ok:
-                    rows, cols, views = layout
-                    rows_loop(defn, kind)(*(v for pair in views for v in pair), rows, cols, params)
-                    return
-        # Any other layout that collapses to three axes or fewer: the tile kernels.
-        layout = _tiles((*inputs, *outs))
-        if layout is not None:
-            with parallel_slot() as ok:
-                if ok:
-                    grid, views = layout
-                    tiles_loop(defn, kind)(*(v for pair in views for v in pair), grid, params)
+                    kernel, args = launch
+                    kernel(*args, params)
                     return
     # Small strided arrays, layouts of four axes or more, partly overlapping arrays: the ufuncs.
     if kind == "value_and_grad":
@@ -582,6 +593,22 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple, fresh: bool 
     # overflow or invalid in intermediate steps is expected and handled.
     with np.errstate(all="ignore"):
         u(*inputs, *params, out=outs[0], dtype=dtype)
+
+
+def _strided_launch(defn, kind, arrays):
+    """The parallel kernel for strided arrays (inputs, then outputs) and its
+    arguments before ``params``: the row kernels for equally spaced
+    contiguous rows (slices), else the tile kernels for a layout that
+    collapses to three axes or fewer; None for any other layout."""
+    layout = _rows(arrays)
+    if layout is not None:
+        rows, cols, views = layout
+        return rows_loop(defn, kind), (*(v for pair in views for v in pair), rows, cols)
+    layout = _tiles(arrays)
+    if layout is not None:
+        grid, views = layout
+        return tiles_loop(defn, kind), (*(v for pair in views for v in pair), grid)
+    return None
 
 
 def _no_partial_overlap(inputs, outs, fresh):
