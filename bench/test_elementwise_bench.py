@@ -4,7 +4,7 @@ Every elementwise function (forward, backward, value_and_grad) and the
 softmax family (rows of 64 and 1024, forward and backward), float32 and
 float64, on 2^10, 2^16 and 2^24 elements, and relu, sigmoid and gelu on
 strided float32 views of 2^24 elements (row slices, x[::2], a transpose,
-NCHW -> NHWC) into contiguous outputs::
+NCHW -> NHWC, attention heads to the batch axes) into contiguous outputs::
 
     python -m pytest bench/ --benchmark-only --benchmark-group-by=param:name
     python -m pytest bench/ --benchmark-only -k "float32 and 16777216 and sigmoid"
@@ -149,18 +149,20 @@ def test_softmax_rows(benchmark, cols, op, dtype, impl):
 
 
 def _layouts(x: np.ndarray) -> dict:
-    """Strided views of a flat array: rows, a strided last axis, a transpose
-    and an NCHW -> NHWC permutation (the row and tile kernels' cases)."""
+    """Strided views of a flat array: rows, a strided last axis, a transpose,
+    an NCHW -> NHWC permutation and (batch, seq, heads, dim) -> (batch, heads,
+    seq, dim) (the row and tile kernels' cases)."""
     n = x.size
     return {
         "slice": x.reshape(-1, 2048)[:, :1024],
         "step2": x[::2],
         "transposed": x.reshape(-1, 2048).T,
         "nhwc": x[:n // 4096 * 4096].reshape(-1, 64, 8, 8).transpose(0, 2, 3, 1),
+        "heads": x[:n // 65536 * 65536].reshape(-1, 128, 8, 64).transpose(0, 2, 1, 3),
     }
 
 
-@pytest.mark.parametrize("layout", ["slice", "step2", "transposed", "nhwc"])
+@pytest.mark.parametrize("layout", ["slice", "step2", "transposed", "nhwc", "heads"])
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "gelu"])
 @pytest.mark.parametrize("impl", IMPLS)
 def test_strided(benchmark, layout, name, impl):

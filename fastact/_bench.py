@@ -234,15 +234,22 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
             emit(f"softmax backward rows {cols}", t, 12 * n, fl, t_np, t_torch)
 
         # strided layouts, outside the summary's counts: rows (a slice of half
-        # the columns), a strided last axis (every other element) and a transpose
+        # the columns), a strided last axis (every other element), a transpose
+        # and attention heads to the batch axes: (batch, seq, heads, dim) ->
+        # (batch, heads, seq, dim)
         half, w = n // 2, min(2048, n)
+        seq = min(512, n // 512)
+        bshd = (n // (512 * seq), seq, 8, 64)
         layouts = [(f"on x[:, :{w // 2}] of a ({n // w}, {w}) array ({half:,} elements, out= contiguous):",
                     "slice", x.reshape(-1, w)[:, :w // 2],
                     lambda t: t.reshape(-1, w)[:, :w // 2]),
                    (f"on x[::2] ({half:,} elements, out= contiguous):", "step 2", x[::2],
                     lambda t: t[::2]),
                    (f"on x.reshape({n // w}, {w}).T ({n:,} elements, out= contiguous):", "transposed",
-                    x.reshape(-1, w).T, lambda t: t.reshape(-1, w).T)]
+                    x.reshape(-1, w).T, lambda t: t.reshape(-1, w).T),
+                   (f"on x.reshape{bshd}.transpose(0, 2, 1, 3) ({n:,} elements, out= contiguous):",
+                    "heads", x.reshape(bshd).transpose(0, 2, 1, 3),
+                    lambda t: t.reshape(bshd).permute(0, 2, 1, 3))]
         for title, tag, xs, view in layouts:
             ys = y[:xs.size].reshape(xs.shape)
             print(file=out)

@@ -11,12 +11,12 @@ builds, per dtype and on first use:
 * for large arrays of equally spaced contiguous rows (slices such as
   ``x[:, :k]``), a parallel loop over the rows that runs the serial flat
   loop on each;
-* for the other large strided arrays whose axes collapse to three or fewer
+* for the other large strided arrays whose axes collapse to four or fewer
   (transposes, ``x[::2]``, reversed axes, broadcast inputs, permutations),
   a parallel loop over tiles gathered into contiguous buffers for the
   serial flat loop;
 * ``numba.vectorize`` ufuncs of the first four, for small strided arrays,
-  layouts of four axes or more and partly overlapping arrays.
+  layouts of five axes or more and partly overlapping arrays.
 
 Every kernel comes from one template below. A template refers to the scalar
 functions through the globals ``f``, ``df`` and ``dfy``; a kernel is a
@@ -184,21 +184,23 @@ def rows_1_2(a, sa, o, so, p, sp, rows, cols, params):
         flat(a[i * sa:i * sa + cols], o[i * so:i * so + cols], p[i * sp:i * sp + cols], params)
 
 
-# --- templates: tiles of strided layouts of up to three axes --------------
+# --- templates: tiles of strided layouts of up to four axes ---------------
 #
-# Arrays of one shape whose axes collapse to at most three (after dropping
+# Arrays of one shape whose axes collapse to at most four (after dropping
 # axes of length 1 and merging axes that are contiguous with each other in
 # every array), with any element strides, negative and zero included:
 # transposes, x[::2], x[::-1], x[:, ::2], broadcast inputs, permutations such
-# as NCHW -> NHWC. The collapsed axes are (batch, rows, cols); each array is
-# passed as a flat view of the memory it spans with its place
-# (base, sb, s0, s1): element (k, i, j) is view[base + k sb + i s0 + j s1]
-# (see _tiles). Each rows x cols plane is cut into tiles of tr x tc elements
-# (``grid`` is (batch, rows, cols, tr, tc)); a tile is gathered into
-# contiguous buffers, the serial flat loop ``flat`` runs on them, and the
-# results are scattered back, except in an output where the tile is one
-# contiguous run (a strided x into a contiguous out: the flat loop writes it
-# in place; 2 threads, 2^24 float32 x[::2]: sigmoid 1.4x, relu the same; a
+# as NCHW -> NHWC or (batch, seq, heads, dim) -> (batch, heads, seq, dim).
+# The collapsed axes are (outer, batch, rows, cols); each array is passed as
+# a flat view of the memory it spans with its place (base, sa, sb, s0, s1):
+# element (h, k, i, j) is view[base + h sa + k sb + i s0 + j s1] (see
+# _tiles). Each rows x cols plane is cut into tiles of tr x tc elements
+# (``grid`` is (outer, batch, rows, cols, tr, tc) and the weights of the
+# tiles' walk, in the first input's memory order: see _walk); a tile is
+# gathered into contiguous buffers, the serial flat loop ``flat`` runs on
+# them, and the results are scattered back, except in an output where the
+# tile is one contiguous run (a strided x into a contiguous out: the flat
+# loop writes it in place; 2 threads, 2^24 float32 x[::2]: sigmoid 1.4x, relu the same; a
 # run of an input read in place instead of gathered made the plain
 # functions' loops 1.4x slower). Each array is walked along its own shorter
 # stride (a transpose reads and writes whole cache lines), and every input
@@ -211,33 +213,34 @@ TILES_PER_TASK = 8
 
 @scalar_jit
 def _tile_count(grid):
-    batch, rows, cols, tr, tc = grid
-    return batch * ((rows + tr - 1) // tr) * ((cols + tc - 1) // tc)
+    outer, batch, rows, cols, tr, tc = grid[:6]
+    return outer * batch * ((rows + tr - 1) // tr) * ((cols + tc - 1) // tc)
 
 
 @scalar_jit
 def _tile(t, grid):
-    """Tile t: (k, r0, c0) its first element, m x n its size."""
-    batch, rows, cols, tr, tc = grid
-    ntc = (cols + tc - 1) // tc
-    per = ((rows + tr - 1) // tr) * ntc
-    k, u = t // per, t % per
-    r0, c0 = (u // ntc) * tr, (u % ntc) * tc
-    return k, r0, c0, min(tr, rows - r0), min(tc, cols - c0)
+    """Tile t: (k, r0, c0) its first element, k = (h, k) its plane, m x n its
+    size. The tile's index along each axis of the tile grid (outer, batch,
+    row tiles, column tiles) is (t // w) % count, its weights w the last
+    four of ``grid`` (see _walk)."""
+    outer, batch, rows, cols, tr, tc, wh, wk, wr, wc = grid
+    r0 = (t // wr) % ((rows + tr - 1) // tr) * tr
+    c0 = (t // wc) % ((cols + tc - 1) // tc) * tc
+    return ((t // wh) % outer, (t // wk) % batch), r0, c0, min(tr, rows - r0), min(tc, cols - c0)
 
 
 @scalar_jit
 def _origin(place, k, r0, c0):
-    """The place of element (k, r0, c0) in its array's span."""
-    base, sb, s0, s1 = place
-    return base + k * sb + r0 * s0 + c0 * s1
+    """The place of element (k, r0, c0) in its array's span (k = (h, k), the plane)."""
+    base, sa, sb, s0, s1 = place
+    return base + k[0] * sa + k[1] * sb + r0 * s0 + c0 * s1
 
 
 @scalar_jit
 def _along_rows(place, m, n):
     """Whether an m x n tile of the array is walked row by row (else column
     by column): along its shorter stride, along the row if it is one row."""
-    base, sb, s0, s1 = place
+    base, sa, sb, s0, s1 = place
     return m == 1 or abs(s1) <= abs(s0) and n > 1
 
 
@@ -246,7 +249,7 @@ def _run_of(place, k, r0, c0, m, n):
     """The first element of the tile's run in its array, if the tile is one
     contiguous run of it (m x n elements with unit stride along the row and
     rows of n, or one row), else -1."""
-    base, sb, s0, s1 = place
+    base, sa, sb, s0, s1 = place
     if (s1 == 1 or n == 1) and (m == 1 or s0 == n):
         return _origin(place, k, r0, c0)
     return -1
@@ -270,7 +273,7 @@ def _tile_done(buf, dst, place, k, r0, c0, m, n):
 
 @scalar_jit
 def _gather(src, place, k, r0, c0, m, n, buf):
-    base, sb, s0, s1 = place
+    base, sa, sb, s0, s1 = place
     p = _origin(place, k, r0, c0)
     if _along_rows(place, m, n):
         for i in range(m):
@@ -286,7 +289,7 @@ def _gather(src, place, k, r0, c0, m, n, buf):
 
 @scalar_jit
 def _scatter(buf, dst, place, k, r0, c0, m, n):
-    base, sb, s0, s1 = place
+    base, sa, sb, s0, s1 = place
     p = _origin(place, k, r0, c0)
     if _along_rows(place, m, n):
         for i in range(m):
@@ -302,7 +305,7 @@ def _scatter(buf, dst, place, k, r0, c0, m, n):
 
 def tiles_1_1(a, pa, o, po, grid, params):
     nt = _tile_count(grid)
-    size = grid[3] * grid[4]
+    size = grid[4] * grid[5]
     for task in prange((nt + TILES_PER_TASK - 1) // TILES_PER_TASK):
         ba = np.empty(size, a.dtype)
         bo = np.empty(size, o.dtype)
@@ -316,7 +319,7 @@ def tiles_1_1(a, pa, o, po, grid, params):
 
 def tiles_2_1(a, pa, b, pb, o, po, grid, params):
     nt = _tile_count(grid)
-    size = grid[3] * grid[4]
+    size = grid[4] * grid[5]
     for task in prange((nt + TILES_PER_TASK - 1) // TILES_PER_TASK):
         ba = np.empty(size, a.dtype)
         bb = np.empty(size, b.dtype)
@@ -332,7 +335,7 @@ def tiles_2_1(a, pa, b, pb, o, po, grid, params):
 
 def tiles_1_2(a, pa, o, po, p, pp, grid, params):
     nt = _tile_count(grid)
-    size = grid[3] * grid[4]
+    size = grid[4] * grid[5]
     for task in prange((nt + TILES_PER_TASK - 1) // TILES_PER_TASK):
         ba = np.empty(size, a.dtype)
         bo = np.empty(size, o.dtype)
@@ -456,11 +459,12 @@ def _element_steps(arrays):
 
 
 def _tiles(arrays):
-    """``(grid, [(span, (base, sb, s0, s1)), ...])`` for arrays of one shape
-    whose axes collapse to at most three, (batch, rows, cols), with element
-    strides (sb, s0, s1) in every array: span a flat view of the memory from
-    the array's lowest element to its highest, base the place of element
-    (0, 0, 0) in it, grid (batch, rows, cols, tr, tc) with tr x tc the tile;
+    """``(grid, [(span, (base, sa, sb, s0, s1)), ...])`` for arrays of one
+    shape whose axes collapse to at most four, (outer, batch, rows, cols),
+    with element strides (sa, sb, s0, s1) in every array: span a flat view of
+    the memory from the array's lowest element to its highest, base the place
+    of element (0, 0, 0, 0) in it, grid (outer, batch, rows, cols, tr, tc,
+    *weights) with tr x tc the tile and the weights of the walk (_walk);
     else None."""
     axes = _element_steps(arrays)
     if axes is None:
@@ -473,12 +477,12 @@ def _tiles(arrays):
             dims[k - 1:k + 1] = [dims[k - 1] * dims[k]]
             for s in steps:
                 s[k - 1:k + 1] = [s[k]]
-    if not dims or len(dims) > 3:
+    if not dims or len(dims) > 4:
         return None
-    pad = 3 - len(dims)
+    pad = 4 - len(dims)
     dims = [1] * pad + dims
     steps = [[0] * pad + s for s in steps]
-    batch, rows, cols = dims
+    outer, batch, rows, cols = dims
     tc = min(cols, max(64, TILE // rows))
     tr = min(rows, max(1, TILE // tc))
     views = []
@@ -489,7 +493,25 @@ def _tiles(arrays):
         first = a[tuple(slice(n - 1, n) if v < 0 else slice(0, 1) for v, n in zip(a.strides, a.shape))]
         span = np.lib.stride_tricks.as_strided(first, shape=(hi - lo + 1,), strides=(a.itemsize,))
         views.append((span, (-lo, *st)))
-    return (batch, rows, cols, tr, tc), views
+    return (outer, batch, rows, cols, tr, tc, *_walk(dims, tr, tc, steps[0])), views
+
+
+def _walk(dims, tr, tc, steps):
+    """The weights of the tile grid's axes (outer, batch, row tiles, column
+    tiles) in the tile index (see _tile): tiles follow the memory of the
+    first input, the axis along which its next tile lies nearest varying
+    fastest (ties: the later axis). A tile's input rows may be short runs far
+    apart (a (batch, seq, heads, dim) -> (batch, heads, seq, dim) permutation
+    reads rows of dim elements a seq step apart): walked in its memory order,
+    consecutive tiles read the rest of the same pages."""
+    outer, batch, rows, cols = dims
+    counts = (outer, batch, -(-rows // tr), -(-cols // tc))
+    step = (steps[0], steps[1], tr * steps[2], tc * steps[3])
+    weights, w = [0] * 4, 1
+    for a in sorted(range(4), key=lambda a: (abs(step[a]) if counts[a] > 1 else 0, -a)):
+        weights[a] = w
+        w *= counts[a]
+    return weights
 
 
 def _rows(arrays):
@@ -574,7 +596,7 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple, fresh: bool 
                     kernel, args = launch
                     kernel(*args, params)
                     return
-    # Small strided arrays, layouts of four axes or more, partly overlapping arrays: the ufuncs.
+    # Small strided arrays, layouts of five axes or more, partly overlapping arrays: the ufuncs.
     if kind == "value_and_grad":
         # Two ufunc passes. The derivative goes first, from the untouched
         # input, in case the value's output is the input itself.
@@ -599,7 +621,7 @@ def _strided_launch(defn, kind, arrays):
     """The parallel kernel for strided arrays (inputs, then outputs) and its
     arguments before ``params``: the row kernels for equally spaced
     contiguous rows (slices), else the tile kernels for a layout that
-    collapses to three axes or fewer; None for any other layout."""
+    collapses to four axes or fewer; None for any other layout."""
     layout = _rows(arrays)
     if layout is not None:
         rows, cols, views = layout

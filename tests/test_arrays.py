@@ -176,42 +176,67 @@ def _tile_views(dtype=np.float32):
     flat = _x(dtype, (301,), seed=6)
     base3 = _x(dtype, (4, 6, 10), seed=7)
     nchw = _x(dtype, (3, 4, 5, 6), seed=8)
-    return {  # the view, and its collapsed (batch, rows, cols), None: left to the ufuncs
-        "transposed": (base.T, (1, 40, 9)),
-        "1-d step 2": (flat[::2], (1, 1, 151)),
-        "1-d reversed": (flat[::-1], (1, 1, 301)),
-        "inner stride": (base[:, ::2], (1, 1, 180)),
-        "both reversed": (base[::-1, ::-3], (1, 9, 14)),
-        "reversed rows": (base[::-1, 3:35], (1, 9, 32)),
-        "short rows": (base[:, 3:35], (1, 9, 32)),
-        "fortran": (np.asfortranarray(base), (1, 9, 40)),
-        "3-d, to one axis": (base3[:, :, ::2], (1, 1, 120)),
-        "3-d, to two axes": (base3[::2, :, ::2], (1, 2, 30)),
-        "3-d": (base3.transpose(1, 0, 2)[:, :, ::2], (6, 4, 5)),
-        "NCHW to NHWC": (nchw.transpose(0, 2, 3, 1), (3, 30, 4)),
-        "4-d, not collapsing": (nchw[:, ::2].transpose(0, 2, 1, 3)[..., ::2], None),
+    five = _x(dtype, (2, 3, 4, 5, 6), seed=9)
+    return {  # the view, its collapsed (outer, batch, rows, cols), None: left to the ufuncs
+        "transposed": (base.T, (1, 1, 40, 9)),
+        "1-d step 2": (flat[::2], (1, 1, 1, 151)),
+        "1-d reversed": (flat[::-1], (1, 1, 1, 301)),
+        "inner stride": (base[:, ::2], (1, 1, 1, 180)),
+        "both reversed": (base[::-1, ::-3], (1, 1, 9, 14)),
+        "reversed rows": (base[::-1, 3:35], (1, 1, 9, 32)),
+        "short rows": (base[:, 3:35], (1, 1, 9, 32)),
+        "fortran": (np.asfortranarray(base), (1, 1, 9, 40)),
+        "3-d, to one axis": (base3[:, :, ::2], (1, 1, 1, 120)),
+        "3-d, to two axes": (base3[::2, :, ::2], (1, 1, 2, 30)),
+        "3-d": (base3.transpose(1, 0, 2)[:, :, ::2], (1, 6, 4, 5)),
+        "NCHW to NHWC": (nchw.transpose(0, 2, 3, 1), (1, 3, 30, 4)),
+        "heads to batch": (nchw.transpose(0, 2, 1, 3), (3, 5, 4, 6)),
+        "4-d, strided": (nchw[:, ::2].transpose(0, 2, 1, 3)[..., ::2], (3, 5, 2, 3)),
+        "5-d, not collapsing": (five[:, :, ::2].transpose(1, 0, 2, 4, 3), None),
     }
 
 
 @pytest.mark.parametrize("view", list(_tile_views()))
-def test_tile_kernels_take_three_axis_layouts(view):
+def test_tile_kernels_take_four_axis_layouts(view):
     """The layouts the tile kernels take, and the tiles' views: element
-    (k, i, j) is at base + k sb + i s0 + j s1 of its span, in every array."""
+    (h, k, i, j) is at base + h sa + k sb + i s0 + j s1 of its span, in every
+    array."""
     from fastact import _cpu
 
     x, expected = _tile_views()[view]
     out = np.empty(x.shape, x.dtype)
     got = _cpu._tiles((x, out))
-    assert (got if got is None else got[0][:3]) == expected
+    assert (got if got is None else got[0][:4]) == expected
     if got is not None:
-        (batch, rows, cols, tr, tc), views = got
+        (outer, batch, rows, cols, tr, tc, *walk), views = got
         assert 1 <= tr <= rows and 1 <= tc <= cols
-        k, i, j = np.meshgrid(np.arange(batch), np.arange(rows), np.arange(cols), indexing="ij")
-        for (span, (base, sb, s0, s1)), a in zip(views, (x, out), strict=True):
-            idx = base + k * sb + i * s0 + j * s1
+        h, k, i, j = np.meshgrid(np.arange(outer), np.arange(batch), np.arange(rows),
+                                 np.arange(cols), indexing="ij")
+        for (span, (base, sa, sb, s0, s1)), a in zip(views, (x, out), strict=True):
+            idx = base + h * sa + k * sb + i * s0 + j * s1
             assert idx.min() == 0 and idx.max() == span.size - 1
             assert np.may_share_memory(span, a)
-            np.testing.assert_array_equal(span[idx], np.ascontiguousarray(a).reshape(batch, rows, cols))
+            np.testing.assert_array_equal(span[idx], np.ascontiguousarray(a).reshape(outer, batch, rows, cols))
+
+
+@pytest.mark.parametrize("view", list(_tile_views()))
+def test_tiles_cover_each_element_once(view, monkeypatch):
+    """Whatever order the tiles are walked in (_walk), tiles 0 .. count - 1
+    cover the grid, each element once (small tiles: many per axis)."""
+    from fastact import _cpu
+
+    monkeypatch.setattr(_cpu, "TILE", 8)
+    x, expected = _tile_views()[view]
+    got = _cpu._tiles((x, np.empty(x.shape, x.dtype)))
+    if got is None:
+        return
+    grid = got[0]
+    seen = np.zeros(grid[:4], np.int64)
+    for t in range(_cpu._tile_count(grid)):
+        (h, k), r0, c0, m, n = _cpu._tile(t, grid)
+        assert 1 <= m <= grid[4] and 1 <= n <= grid[5]
+        seen[h, k, r0:r0 + m, c0:c0 + n] += 1
+    assert (seen == 1).all()
 
 
 # sigmoid: from_output; leaky_relu: a parameter
