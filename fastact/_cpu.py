@@ -200,13 +200,13 @@ def rows_1_2(a, sa, o, so, p, sp, rows, cols, params):
 # gathered into contiguous buffers, the serial flat loop ``flat`` runs on
 # them, and the results are scattered back, except in an output where the
 # tile is one contiguous run (a strided x into a contiguous out: the flat
-# loop writes it in place; 2 threads, 2^24 float32 x[::2]: sigmoid 1.4x, relu the same; a
-# run of an input read in place instead of gathered made the plain
-# functions' loops 1.4x slower). Each array is walked along its own shorter
-# stride (a transpose reads and writes whole cache lines), and every input
-# of a tile is gathered before any of its outputs is written: an output may
-# be an input itself (in place). Tasks of TILES_PER_TASK tiles share their
-# buffers.
+# loop writes it in place; 2 threads, 2^24 float32 x[::2]: sigmoid 1.4x,
+# relu the same; a run of an input read in place instead of gathered made
+# the plain functions' loops 1.4x slower). Each array is walked along its
+# own shorter stride (a transpose reads and writes whole cache lines), and
+# every input of a tile is gathered before any of its outputs is written:
+# an output may be an input itself (in place). Tasks of TILES_PER_TASK
+# tiles share their buffers.
 
 TILES_PER_TASK = 8
 

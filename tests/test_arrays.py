@@ -208,7 +208,7 @@ def test_tile_kernels_take_four_axis_layouts(view):
     got = _cpu._tiles((x, out))
     assert (got if got is None else got[0][:4]) == expected
     if got is not None:
-        (outer, batch, rows, cols, tr, tc, *walk), views = got
+        (outer, batch, rows, cols, tr, tc, *_), views = got
         assert 1 <= tr <= rows and 1 <= tc <= cols
         h, k, i, j = np.meshgrid(np.arange(outer), np.arange(batch), np.arange(rows),
                                  np.arange(cols), indexing="ij")
@@ -226,7 +226,7 @@ def test_tiles_cover_each_element_once(view, monkeypatch):
     from fastact import _cpu
 
     monkeypatch.setattr(_cpu, "TILE", 8)
-    x, expected = _tile_views()[view]
+    x, _ = _tile_views()[view]
     got = _cpu._tiles((x, np.empty(x.shape, x.dtype)))
     if got is None:
         return
