@@ -239,6 +239,84 @@ def test_tiles_cover_each_element_once(view, monkeypatch):
     assert (seen == 1).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocks_cover_the_array_from_line_starts(dtype):
+    """The parallel flat loops' blocks (_blocks, _block): t + 1 of them cover
+    0 .. n - 1 in order, each one between the head and the last a multiple
+    of 64 bytes; with
+    alignment every block after the head starts on a 64-byte boundary of the
+    array, without it there is no head."""
+    from fastact import _cpu
+
+    item = np.dtype(dtype).itemsize
+    buf = np.empty(4096 + 64, np.uint8)
+    for shift in range(0, 64, item):
+        for n in (1, 5, 17, 100, 1000, 4099):
+            a = buf[shift:shift + n * item].view(dtype)
+            for t in (1, 2, 3, 5):
+                for align in (True, False):
+                    h, step = _cpu._blocks(a, n, t, align)
+                    assert step % (64 // item) == 0 and 0 <= h < 64 // item
+                    stops = 0
+                    for k in range(t + 1):
+                        s, e = _cpu._block(k, h, step, t, n)
+                        assert s == stops and s <= e
+                        stops = e
+                        if 1 <= k < t:
+                            assert (e - s) * item % 64 == 0
+                        if align and k >= 1 and s < n:
+                            assert (a.ctypes.data + s * item) % 64 == 0
+                    assert stops == n
+                    assert align or h == 0
+
+
+@pytest.mark.parametrize("name, fixed", [("relu", False), ("gelu_erf", True), ("leaky_relu", False)])
+def test_blocks_match_the_serial_loop(name, fixed):
+    """The parallel flat loop, for any thread count and any start within a
+    cache line, aligned (relu, leaky_relu) or not (gelu's forward: see
+    _OWN_OFFSET): the serial loop's bits, every kind."""
+    from fastact import _cpu
+
+    defn = next(d for d in _definitions() if d.name == name)
+    assert ((name, "forward") in _cpu._OWN_OFFSET) == fixed
+    rng = np.random.default_rng(5)
+    for dtype in (np.float32, np.float64):
+        params = tuple(dtype(0.1) for _ in defn.param_names)
+        base, gbase = (rng.standard_normal(3000) * 4).astype(dtype), rng.standard_normal(3000).astype(dtype)
+        for shift, n in ((0, 2000), (3, 1999), (7, 33), (1, 5)):
+            x, g = base[shift:shift + n], gbase[shift:shift + n]
+            for kind, ins in (("forward", (x,)), ("grad", (x,)), ("backward", (g, x)),
+                              ("value_and_grad", (x,))):
+                nout = 2 if kind == "value_and_grad" else 1
+                want = [np.empty_like(x) for _ in range(nout)]
+                _cpu.loop(defn, kind, False)(*ins, *want, params)
+                for t in (1, 2, 3):
+                    got = [np.full_like(x, np.nan) for _ in range(nout)]
+                    _cpu.loop(defn, kind, True)(*ins, *got, params, t)
+                    for w, o in zip(want, got, strict=True):
+                        np.testing.assert_array_equal(o, w)
+
+
+def _definitions():
+    seen = []
+    for name in dir(fa):
+        f = getattr(fa, name)
+        for e in getattr(f, "_options", {}).values() if hasattr(f, "_options") else (f,):
+            d = getattr(e, "_defn", None)
+            if d is not None and d not in seen:
+                seen.append(d)
+    return seen
+
+
+def test_own_offset_names_real_kernels():
+    """Every kernel that keeps its arrays' offset (_OWN_OFFSET) is one of the catalogue's."""
+    from fastact import _cpu
+
+    names = {d.name for d in _definitions()}
+    for name, kind in _cpu._OWN_OFFSET:
+        assert name in names and kind in _cpu._BLOCKS_TEMPLATES
+
+
 # sigmoid: from_output; leaky_relu: a parameter
 @pytest.mark.parametrize("f, dtype", [(fa.sigmoid, np.float32), (fa.leaky_relu, np.float32),
                                       (fa.sigmoid, np.float64)],
