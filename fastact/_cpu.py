@@ -39,7 +39,7 @@ from numba.extending import intrinsic
 
 from fastact._arrays import contiguous_flat, overlaps
 from fastact._compile import jit, scalar_jit, specialize, vectorize
-from fastact._threads import parallel_slot
+from fastact._threads import parallel_slot, threads
 from fastact._vmath import vector_loop
 
 # Placeholders for the scalar functions a template calls; each instantiated
@@ -660,17 +660,40 @@ def serial_entry(defn, kind: str, dtype: np.dtype):
     dispatcher's type resolution: callers pass exactly those arrays and the
     parameters as a tuple of ``dtype`` scalars.
     """
+    return _entry(defn, kind, dtype, False)
+
+
+@functools.cache
+def parallel_entry(defn, kind: str, dtype: np.dtype):
+    """serial_entry's parallel loop (blocks_1_1), which takes the thread count last."""
+    return _entry(defn, kind, dtype, True)
+
+
+def _entry(defn, kind, dtype, parallel):
     scalar = numba.from_dtype(dtype)
     array = numba.types.Array(scalar, 1, "C")
     nout = 2 if kind == "value_and_grad" else 1
     params = numba.types.UniTuple(scalar, len(defn.param_names)) if defn.param_names \
         else numba.types.Tuple(())
-    sig = (array,) * (_ARITY[kind] + nout) + (params,)
-    k = loop(defn, kind, False)
+    sig = (array,) * (_ARITY[kind] + nout) + (params,) + ((numba.types.intp,) if parallel else ())
+    k = loop(defn, kind, parallel)
     with _ready_lock:
         if sig not in k.overloads:
             k.compile(sig)
     return k.overloads[sig].entry_point
+
+
+def run_flat(defn, kind: str, args: tuple) -> None:
+    """The parallel loop on 1-D C-contiguous arrays and their parameters,
+    exactly as serial_entry's callers pass them (no output overlapping an
+    input but the input itself); the serial loop where parallel launches
+    may not run now."""
+    dtype = args[0].dtype
+    with parallel_slot() as ok:
+        if ok:
+            parallel_entry(defn, kind, dtype)(*args, threads())
+            return
+    serial_entry(defn, kind, dtype)(*args)
 
 
 def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple, fresh: bool = False) -> None:
@@ -688,7 +711,7 @@ def run(defn, kind: str, inputs: tuple, outs: tuple, params: tuple, fresh: bool 
         if flat[0].size >= parallel_threshold(defn):
             with parallel_slot() as ok:
                 if ok:
-                    loop(defn, kind, True)(*flat, params, numba.get_num_threads())
+                    loop(defn, kind, True)(*flat, params, threads())
                     return
         loop(defn, kind, False)(*flat, params)
         return

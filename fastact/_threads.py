@@ -66,6 +66,21 @@ def _layer() -> str:
     return _layer_name
 
 
+_get_threads = None
+
+
+def threads() -> int:
+    """``numba.get_num_threads()`` (this thread's setting) without its
+    checks: 0.19 against 0.56 us per call."""
+    global _get_threads
+    if _get_threads is None:
+        from numba.np.ufunc import parallel
+
+        _layer()
+        _get_threads = parallel._get_num_threads
+    return max(1, _get_threads())
+
+
 class _Slot:
     """The context of parallel_slot: a class, not a generator (a third of
     the cost per call)."""

@@ -73,6 +73,36 @@ def test_parallel_path_matches_serial(case, dtype, monkeypatch):
     np.testing.assert_array_equal(d, serial[1])
 
 
+def test_short_path_takes_the_parallel_loop_from_the_threshold(case, dtype, monkeypatch):
+    """Calls at or above the parallel threshold take the short path too, to
+    the parallel loop (run_flat), or the serial one where parallel launches
+    are off: the regular path's bits, also into out=."""
+    from fastact import _threads
+
+    x = np.concatenate([grid(dtype, case), edge_values(dtype)])[-1000:]
+    g = np.random.default_rng(6).standard_normal(x.size).astype(dtype)
+    kwargs = dict(case.params)
+    f = case.func._pick("__call__", kwargs) if isinstance(case.func, Choice) else case.func
+    regular = tuple(np.asarray(h(*args, **kwargs)) for h, args in
+                    ((f, (x.view(_Subclass),)), (f.grad, (x.view(_Subclass),)),
+                     (f.backward, (g.view(_Subclass), x.view(_Subclass)))))
+    p = f._params("__call__", kwargs, np.dtype(dtype))
+    monkeypatch.setattr(_cpu, "PARALLEL_THRESHOLD", 1)
+    calls = []
+    real = _cpu.run_flat
+    monkeypatch.setattr(_cpu, "run_flat", lambda *a: calls.append(a[1]) or real(*a))
+    for parallel in (True, False):
+        monkeypatch.setattr(_threads, "_enabled", parallel)
+        outs = [np.full_like(x, np.nan) for _ in range(3)]
+        for k, (kind, args) in enumerate((("forward", (x, None)), ("grad", (x, None)),
+                                          ("backward", (x, g)))):
+            for o in (None, outs[k]):
+                got = f._fast(kind, *args, p, o)
+                assert got is not None and (o is None or got is o)
+                np.testing.assert_array_equal(got, regular[k])
+    assert calls == ["forward", "forward", "grad", "grad", "backward", "backward"] * 2
+
+
 class _Subclass(np.ndarray):
     """An array type the short path does not take: its calls go the regular way."""
 
