@@ -107,6 +107,9 @@ class Elementwise:
         self.__doc__ = doc
         self.from_output = defn.grad_from_output is not None
         self._default_params: dict = {}
+        # (dtype, keyword parameters with their types) -> resolved parameters,
+        # for the short path of calls that pass them (see _fast_with)
+        self._given_params: dict = {}
         # (kind, dtype) -> (compiled entry point, parameters): the short path
         # of small contiguous calls with default parameters (see _fast).
         self._short: dict = {}
@@ -215,6 +218,29 @@ class Elementwise:
             _cpu.run_flat(self._defn, kind, args)
         return y
 
+    def _fast_with(self, kind: str, method: str, x: np.ndarray, kwargs: dict, g: Any = None,
+                   out: Any = None):
+        """_fast for a call with these keyword parameters, validated as the
+        regular path does once the short path serves x's kind and dtype, and
+        kept for the next call that passes the same values (of the same
+        types: True is refused where 1 is taken)."""
+        if not kwargs:
+            return self._fast(kind, x, g, out=out)
+        dtype = x.dtype
+        if (kind, dtype) not in self._short:
+            return None
+        try:
+            key = (dtype, *((k, type(v), v) for k, v in kwargs.items()))
+            params = self._given_params.get(key)
+        except TypeError:  # an unhashable value: the regular path says what is wrong
+            return None
+        if params is None:
+            params = self._resolve(method, kwargs, dtype)
+            if len(self._given_params) >= 64:
+                self._given_params.clear()
+            self._given_params[key] = params
+        return self._fast(kind, x, g, params, out)
+
     def _enable_fast(self, kind: str, dtype: np.dtype) -> None:
         if dtype in (F32, F64) and (kind, dtype) not in self._short:
             self._short[(kind, dtype)] = _cpu.serial_entry(self._defn, kind, dtype)
@@ -256,12 +282,16 @@ class Elementwise:
                 y = self._fast("forward", x, out=out)
                 if y is not None:
                     return y
+        elif type(x) is np.ndarray and x.ndim:
+            y = self._fast_with("forward", "__call__", x, params, out=out)
+            if y is not None:
+                return y
         return self._unary("forward", "__call__", x, out, params)
 
     def grad(self, x: Any, *, out: np.ndarray | None = None, **params: float) -> Any:
         """The elementwise derivative dy/dx."""
-        if not params and type(x) is np.ndarray and x.ndim:
-            y = self._fast("grad", x, out=out)
+        if type(x) is np.ndarray and x.ndim:
+            y = self._fast_with("grad", "grad", x, params, out=out)
             if y is not None:
                 return y
         return self._unary("grad", "grad", x, out, params)
@@ -274,8 +304,8 @@ class Elementwise:
         of their output (sigmoid, tanh, relu) also accept ``y=`` instead.
         ``grad_output`` must broadcast to the shape of ``x`` (or ``y``).
         """
-        if not params and y is None and type(x) is np.ndarray and x.ndim:
-            gx = self._fast("backward", x, grad_output, out=out)
+        if y is None and type(x) is np.ndarray and x.ndim:
+            gx = self._fast_with("backward", "backward", x, params, grad_output, out)
             if gx is not None:
                 return gx
         fname = f"{self.name}.backward"

@@ -103,6 +103,34 @@ def test_short_path_takes_the_parallel_loop_from_the_threshold(case, dtype, monk
     assert calls == ["forward", "forward", "grad", "grad", "backward", "backward"] * 2
 
 
+def test_short_path_with_parameters():
+    """Calls that pass parameters take the short path once it serves their
+    kind and dtype: the regular path's bits and errors, on every call (the
+    resolved values are kept by value and type: True after 1 is refused)."""
+    x = np.linspace(-3, 3, 1001, dtype=np.float32)
+    g = np.cos(x)
+    f = fa.leaky_relu
+    want = (f._unary("forward", "__call__", x.view(_Subclass), None, {"negative_slope": 1}),
+            f._unary("grad", "grad", x.view(_Subclass), None, {"negative_slope": 1}))
+    f(x), f.grad(x), f.backward(g, x)  # the short path now serves all three
+    for _ in range(2):
+        np.testing.assert_array_equal(f(x, negative_slope=1), want[0])
+        np.testing.assert_array_equal(f.grad(x, negative_slope=1), want[1])
+        np.testing.assert_array_equal(f.backward(g, x, negative_slope=1), g * want[1])
+        for bad, exc in ((True, TypeError), ("a", TypeError), (np.ones(2), TypeError)):
+            with pytest.raises(exc, match="negative_slope must be a real number"):
+                f(x, negative_slope=bad)
+        with pytest.raises(TypeError, match="unexpected keyword argument 'slope'"):
+            f(x, slope=1.0)
+    np.testing.assert_array_equal(fa.softplus(x, beta=2.0, threshold=5.0),
+                                  fa.softplus._unary("forward", "__call__", x.view(_Subclass), None,
+                                                     {"beta": 2.0, "threshold": 5.0}))
+    fa.hardtanh(x)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="min_val must be <= max_val"):
+            fa.hardtanh(x, min_val=2.0, max_val=1.0)
+
+
 class _Subclass(np.ndarray):
     """An array type the short path does not take: its calls go the regular way."""
 
