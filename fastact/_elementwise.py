@@ -220,26 +220,55 @@ class Elementwise:
 
     def _fast_with(self, kind: str, method: str, x: np.ndarray, kwargs: dict, g: Any = None,
                    out: Any = None):
-        """_fast for a call with these keyword parameters, validated as the
-        regular path does once the short path serves x's kind and dtype, and
-        kept for the next call that passes the same values (of the same
-        types: True is refused where 1 is taken)."""
+        """_fast for a call with these keyword parameters (see _given)."""
         if not kwargs:
             return self._fast(kind, x, g, out=out)
-        dtype = x.dtype
-        if (kind, dtype) not in self._short:
+        if (kind, x.dtype) not in self._short:
             return None
+        params = self._given(method, kwargs, x.dtype)
+        return None if params is None else self._fast(kind, x, g, params, out)
+
+    def _given(self, method: str, kwargs: dict, dtype: np.dtype) -> tuple | None:
+        """The parameters of a call that passes them, validated as the regular
+        path does and kept for the next call that passes the same values (of
+        the same types: True is refused where 1 is taken); None for a value
+        that cannot be kept (the regular path says what is wrong with it)."""
+        if not kwargs:
+            return self._default_params.get(dtype)
         try:
             key = (dtype, *((k, type(v), v) for k, v in kwargs.items()))
             params = self._given_params.get(key)
-        except TypeError:  # an unhashable value: the regular path says what is wrong
+        except TypeError:  # unhashable
             return None
         if params is None:
             params = self._resolve(method, kwargs, dtype)
             if len(self._given_params) >= 64:
                 self._given_params.clear()
             self._given_params[key] = params
-        return self._fast(kind, x, g, params, out)
+        return params
+
+    def _fast_pair(self, x: np.ndarray, kwargs: dict, out: Any):
+        """value_and_grad's short path (as _fast): the pair, or None."""
+        entry = self._short.get(("value_and_grad", x.dtype))
+        if entry is None or not x.flags.c_contiguous or not x.size:
+            return None
+        params = self._given("value_and_grad", kwargs, x.dtype)
+        if params is None:
+            return None
+        if out is None:
+            y, d = np.empty_like(x), np.empty_like(x)
+        elif type(out) is tuple and len(out) == 2 and _fast_out(out[0], x) and _fast_out(out[1], x):
+            y, d = out
+            if y is d or not (y.flags.owndata and d.flags.owndata) and np.may_share_memory(y, d):
+                return None
+        else:
+            return None
+        args = (x, y, d, params) if x.ndim == 1 else (x.reshape(-1), y.reshape(-1), d.reshape(-1), params)
+        if x.size < _cpu.parallel_threshold(self._defn):
+            entry(*args)
+        else:
+            _cpu.run_flat(self._defn, "value_and_grad", args)
+        return y, d
 
     def _enable_fast(self, kind: str, dtype: np.dtype) -> None:
         if dtype in (F32, F64) and (kind, dtype) not in self._short:
@@ -341,6 +370,10 @@ class Elementwise:
 
     def value_and_grad(self, x: Any, *, out: tuple | None = None, **params: float) -> tuple:
         """``(f(x), f'(x))`` computed in one pass; ``out`` is a pair of arrays."""
+        if type(x) is np.ndarray and x.ndim:
+            pair = self._fast_pair(x, params, out)
+            if pair is not None:
+                return pair
         fname = f"{self.name}.value_and_grad"
         outs = out if isinstance(out, tuple) and len(out) == 2 else (None, None)
         other = backend(fname, x=x, out0=outs[0], out1=outs[1])
@@ -360,6 +393,7 @@ class Elementwise:
             outs = (None, None)
         dests = tuple(_dest(o, a) for o in outs)
         _cpu.run(self._defn, "value_and_grad", (a.value,), dests, params)
+        self._enable_fast("value_and_grad", a.dtype)
         return tuple(finish(_store(d, o, a), a.scalar, o) for d, o in zip(dests, outs))
 
 

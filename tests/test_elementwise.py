@@ -131,6 +131,41 @@ def test_short_path_with_parameters():
             fa.hardtanh(x, min_val=2.0, max_val=1.0)
 
 
+def test_value_and_grad_short_path(case, dtype, monkeypatch):
+    """value_and_grad of a C-contiguous array takes the short path once it
+    serves the dtype, serial and (from the threshold on) parallel: the
+    regular path's bits, into fresh arrays or out= (one of them x itself);
+    an out= pair sharing memory is still refused."""
+    x = np.concatenate([grid(dtype, case), edge_values(dtype)])[-1000:].reshape(40, 25)
+    kwargs = dict(case.params)
+    f = case.func._pick("__call__", kwargs) if isinstance(case.func, Choice) else case.func
+    want = [np.asarray(v) for v in f.value_and_grad(x.view(_Subclass), **kwargs)]
+    f.value_and_grad(x, **kwargs)
+    assert ("value_and_grad", x.dtype) in f._short
+    calls = []
+    real = _cpu.run_flat
+    monkeypatch.setattr(_cpu, "run_flat", lambda *a: calls.append(a[1]) or real(*a))
+    for threshold in (_cpu.PARALLEL_THRESHOLD, 1):
+        monkeypatch.setattr(_cpu, "PARALLEL_THRESHOLD", threshold)
+        y, d = f.value_and_grad(x, **kwargs)
+        np.testing.assert_array_equal(y, want[0])
+        np.testing.assert_array_equal(d, want[1])
+        outs = (np.full_like(x, np.nan), np.full_like(x, np.nan))
+        got = f.value_and_grad(x, out=outs, **kwargs)
+        assert got[0] is outs[0] and got[1] is outs[1]
+        np.testing.assert_array_equal(outs[0], want[0])
+        np.testing.assert_array_equal(outs[1], want[1])
+        xc = x.copy()
+        y, d = f.value_and_grad(xc, out=(np.empty_like(x), xc), **kwargs)
+        assert d is xc
+        np.testing.assert_array_equal(y, want[0])
+        np.testing.assert_array_equal(d, want[1])
+    assert calls == ["value_and_grad"] * 3
+    buf = np.empty_like(x)
+    with pytest.raises(ValueError, match="must not share memory"):
+        f.value_and_grad(x, out=(buf, buf), **kwargs)
+
+
 class _Subclass(np.ndarray):
     """An array type the short path does not take: its calls go the regular way."""
 
