@@ -337,6 +337,10 @@ class Elementwise:
             gx = self._fast_with("backward", "backward", x, params, grad_output, out)
             if gx is not None:
                 return gx
+        elif x is None and type(y) is np.ndarray and y.ndim and self.from_output:
+            gx = self._fast_with("backward_y", "backward", y, params, grad_output, out)
+            if gx is not None:
+                return gx
         fname = f"{self.name}.backward"
         if (x is None) == (y is None):
             raise TypeError(f"{fname}() takes the forward input x or, where supported, "

@@ -131,6 +131,30 @@ def test_short_path_with_parameters():
             fa.hardtanh(x, min_val=2.0, max_val=1.0)
 
 
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu"])
+def test_backward_from_output_short_path(name, monkeypatch):
+    """backward(g, y=y) takes the short path too (serial, then parallel):
+    the regular path's bits, into out= (g itself included)."""
+    f = getattr(fa, name)
+    x = np.linspace(-6, 6, 1000).reshape(40, 25)
+    y, g = f(x), np.cos(x)
+    want = np.asarray(f.backward(g.view(_Subclass), y=y.view(_Subclass)))
+    f.backward(g, y=y)
+    assert ("backward_y", y.dtype) in f._short
+    calls = []
+    real = _cpu.run_flat
+    monkeypatch.setattr(_cpu, "run_flat", lambda *a: calls.append(a[1]) or real(*a))
+    for threshold in (_cpu.PARALLEL_THRESHOLD, 1):
+        monkeypatch.setattr(_cpu, "PARALLEL_THRESHOLD", threshold)
+        np.testing.assert_array_equal(f.backward(g, y=y), want)
+        gc = g.copy()
+        assert f.backward(gc, y=y, out=gc) is gc
+        np.testing.assert_array_equal(gc, want)
+    assert calls == ["backward_y"] * 2
+    with pytest.raises(TypeError, match="exactly one of them"):
+        f.backward(g, x, y=y)
+
+
 def test_value_and_grad_short_path(case, dtype, monkeypatch):
     """value_and_grad of a C-contiguous array takes the short path once it
     serves the dtype, serial and (from the threshold on) parallel: the
