@@ -73,6 +73,14 @@ def test_parallel_path_matches_serial(case, dtype, monkeypatch):
     np.testing.assert_array_equal(d, serial[1])
 
 
+def _spy_run_flat(monkeypatch) -> list:
+    """The kinds _cpu.run_flat is called for from now on, in order."""
+    calls = []
+    real = _cpu.run_flat
+    monkeypatch.setattr(_cpu, "run_flat", lambda *a: calls.append(a[1]) or real(*a))
+    return calls
+
+
 def test_short_path_takes_the_parallel_loop_from_the_threshold(case, dtype, monkeypatch):
     """Calls at or above the parallel threshold take the short path too, to
     the parallel loop (run_flat), or the serial one where parallel launches
@@ -88,9 +96,7 @@ def test_short_path_takes_the_parallel_loop_from_the_threshold(case, dtype, monk
                      (f.backward, (g.view(_Subclass), x.view(_Subclass)))))
     p = f._params("__call__", kwargs, np.dtype(dtype))
     monkeypatch.setattr(_cpu, "PARALLEL_THRESHOLD", 1)
-    calls = []
-    real = _cpu.run_flat
-    monkeypatch.setattr(_cpu, "run_flat", lambda *a: calls.append(a[1]) or real(*a))
+    calls = _spy_run_flat(monkeypatch)
     for parallel in (True, False):
         monkeypatch.setattr(_threads, "_enabled", parallel)
         outs = [np.full_like(x, np.nan) for _ in range(3)]
@@ -141,9 +147,7 @@ def test_backward_from_output_short_path(name, monkeypatch):
     want = np.asarray(f.backward(g.view(_Subclass), y=y.view(_Subclass)))
     f.backward(g, y=y)
     assert ("backward_y", y.dtype) in f._short
-    calls = []
-    real = _cpu.run_flat
-    monkeypatch.setattr(_cpu, "run_flat", lambda *a: calls.append(a[1]) or real(*a))
+    calls = _spy_run_flat(monkeypatch)
     for threshold in (_cpu.PARALLEL_THRESHOLD, 1):
         monkeypatch.setattr(_cpu, "PARALLEL_THRESHOLD", threshold)
         np.testing.assert_array_equal(f.backward(g, y=y), want)
@@ -166,9 +170,7 @@ def test_value_and_grad_short_path(case, dtype, monkeypatch):
     want = [np.asarray(v) for v in f.value_and_grad(x.view(_Subclass), **kwargs)]
     f.value_and_grad(x, **kwargs)
     assert ("value_and_grad", x.dtype) in f._short
-    calls = []
-    real = _cpu.run_flat
-    monkeypatch.setattr(_cpu, "run_flat", lambda *a: calls.append(a[1]) or real(*a))
+    calls = _spy_run_flat(monkeypatch)
     for threshold in (_cpu.PARALLEL_THRESHOLD, 1):
         monkeypatch.setattr(_cpu, "PARALLEL_THRESHOLD", threshold)
         y, d = f.value_and_grad(x, **kwargs)
