@@ -663,12 +663,12 @@ def serial_entry(defn, kind: str, dtype: np.dtype):
     return _entry(defn, kind, dtype, False)
 
 
-@functools.cache
 def parallel_entry(defn, kind: str, dtype: np.dtype):
     """serial_entry's parallel loop (blocks_1_1), which takes the thread count last."""
     return _entry(defn, kind, dtype, True)
 
 
+@functools.cache
 def _entry(defn, kind, dtype, parallel):
     scalar = numba.from_dtype(dtype)
     array = numba.types.Array(scalar, 1, "C")

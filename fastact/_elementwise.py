@@ -212,17 +212,20 @@ class Elementwise:
                     or (out is not None and out is not g and np.may_share_memory(out, g)):
                 return None
             args = (g if x.ndim == 1 else g.reshape(-1), flat, y if x.ndim == 1 else y.reshape(-1), params)
-        if x.size < _cpu.parallel_threshold(self._defn):
+        self._run_short(kind, entry, args)
+        return y
+
+    def _run_short(self, kind: str, entry, args: tuple) -> None:
+        """The short path's kernel call: the serial entry point below the
+        parallel threshold, the parallel loop's from it on."""
+        if args[0].size < _cpu.PARALLEL_THRESHOLD >> self._shift:
             entry(*args)
         else:
             _cpu.run_flat(self._defn, kind, args)
-        return y
 
     def _fast_with(self, kind: str, method: str, x: np.ndarray, kwargs: dict, g: Any = None,
                    out: Any = None):
-        """_fast for a call with these keyword parameters (see _given)."""
-        if not kwargs:
-            return self._fast(kind, x, g, out=out)
+        """_fast for a call that passes keyword parameters (see _given)."""
         if (kind, x.dtype) not in self._short:
             return None
         params = self._given(method, kwargs, x.dtype)
@@ -264,10 +267,7 @@ class Elementwise:
         else:
             return None
         args = (x, y, d, params) if x.ndim == 1 else (x.reshape(-1), y.reshape(-1), d.reshape(-1), params)
-        if x.size < _cpu.parallel_threshold(self._defn):
-            entry(*args)
-        else:
-            _cpu.run_flat(self._defn, "value_and_grad", args)
+        self._run_short("value_and_grad", entry, args)
         return y, d
 
     def _enable_fast(self, kind: str, dtype: np.dtype) -> None:
@@ -320,7 +320,8 @@ class Elementwise:
     def grad(self, x: Any, *, out: np.ndarray | None = None, **params: float) -> Any:
         """The elementwise derivative dy/dx."""
         if type(x) is np.ndarray and x.ndim:
-            y = self._fast_with("grad", "grad", x, params, out=out)
+            y = self._fast_with("grad", "grad", x, params, out=out) if params \
+                else self._fast("grad", x, out=out)
             if y is not None:
                 return y
         return self._unary("grad", "grad", x, out, params)
@@ -333,14 +334,13 @@ class Elementwise:
         of their output (sigmoid, tanh, relu) also accept ``y=`` instead.
         ``grad_output`` must broadcast to the shape of ``x`` (or ``y``).
         """
-        if y is None and type(x) is np.ndarray and x.ndim:
-            gx = self._fast_with("backward", "backward", x, params, grad_output, out)
-            if gx is not None:
-                return gx
-        elif x is None and type(y) is np.ndarray and y.ndim and self.from_output:
-            gx = self._fast_with("backward_y", "backward", y, params, grad_output, out)
-            if gx is not None:
-                return gx
+        if (x is None) != (y is None):
+            kind, a = ("backward", x) if y is None else ("backward_y", y)
+            if type(a) is np.ndarray and a.ndim and (y is None or self.from_output):
+                gx = self._fast_with(kind, "backward", a, params, grad_output, out) if params \
+                    else self._fast(kind, a, grad_output, out=out)
+                if gx is not None:
+                    return gx
         fname = f"{self.name}.backward"
         if (x is None) == (y is None):
             raise TypeError(f"{fname}() takes the forward input x or, where supported, "
