@@ -181,6 +181,8 @@ def _tile_views(dtype=np.float32):
         "transposed": (base.T, (1, 1, 40, 9)),
         "1-d step 2": (flat[::2], (1, 1, 1, 151)),
         "1-d reversed": (flat[::-1], (1, 1, 1, 301)),
+        "rows reversed": (base[:, ::-1], (1, 1, 9, 40)),
+        "rows, step 2": (base[:, :30:2], (1, 1, 9, 15)),
         "inner stride": (base[:, ::2], (1, 1, 1, 180)),
         "both reversed": (base[::-1, ::-3], (1, 1, 9, 14)),
         "reversed rows": (base[::-1, 3:35], (1, 1, 9, 32)),
