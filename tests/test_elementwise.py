@@ -109,6 +109,35 @@ def test_short_path_takes_the_parallel_loop_from_the_threshold(case, dtype, monk
     assert calls == ["forward", "forward", "grad", "grad", "backward", "backward"] * 2
 
 
+@pytest.mark.parametrize("shape", [(40, 25), (5, 8, 25)])
+def test_short_path_any_dimension(shape, monkeypatch):
+    """C-contiguous arrays of any dimension take the short path (the regular
+    one is switched off here), fresh, into out= and in place: the regular
+    path's bits, in x's shape."""
+    rng = np.random.default_rng(9)
+    x = (4 * rng.standard_normal(shape)).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    for f in (fa.relu, fa.sigmoid):
+        xs, gs = x.view(_Subclass), g.view(_Subclass)
+        regular = [np.asarray(a) for a in (f(xs), f.grad(xs), f.backward(gs, xs), *f.value_and_grad(xs))]
+
+        def boom(*args, **kwargs):
+            raise AssertionError("the regular path")
+
+        monkeypatch.setattr(_cpu, "run", boom)
+        got = [f(x), f.grad(x), f.backward(g, x), *f.value_and_grad(x)]
+        for a, b in zip(regular, got, strict=True):
+            assert b.shape == shape
+            np.testing.assert_array_equal(a, b)
+        o = np.empty_like(x)
+        assert f(x, out=o) is o
+        np.testing.assert_array_equal(o, regular[0])
+        xi = x.copy()
+        assert f(xi, out=xi) is xi
+        np.testing.assert_array_equal(xi, regular[0])
+        monkeypatch.undo()
+
+
 def test_short_path_with_parameters():
     """Calls that pass parameters take the short path once it serves their
     kind and dtype: the regular path's bits and errors, on every call (the
