@@ -241,10 +241,15 @@ class _SoftmaxFamily:
         fname = f"{self.name}.backward"
         if (x is None) == (y is None):
             raise TypeError(f"{fname}() takes the forward input x or the output y=, exactly one of them")
-        if x is None and where is None and _short_rows(y, axis, grad_output, out):
-            gx = np.empty_like(y) if out is None else out
+        a = x if y is None else y
+        if where is None and _short_rows(a, axis, grad_output, out):
+            sign = self._signs[a.dtype]
+            if y is None:  # the forward pass first, into a temporary
+                y = np.empty_like(x)
+                _run_short("softmax_rows", _as_rows(x), _as_rows(y), sign, self._mode, _NO_MASK, False)
+            gx = np.empty_like(a) if out is None else out
             _run_short("softmax_backward_rows", _as_rows(grad_output), _as_rows(y), _as_rows(gx),
-                       self._signs[y.dtype], self._mode, _NO_MASK, False)
+                       sign, self._mode, _NO_MASK, False)
             return gx
         other = backend(fname, grad_output=grad_output, x=x, y=y, where=where, out=out)
         if other is not None:

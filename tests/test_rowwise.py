@@ -263,12 +263,18 @@ def test_family_short_path_matches_the_regular_path(family, dtype, shape, monkey
     gx = f.backward(g, y=y)
     go = np.empty_like(x)
     assert f.backward(g, y=y, out=go) is go
-    assert taken == ["softmax_rows"] * 2 + ["softmax_backward_rows"] * 2
+    gxx = f.backward(g, x)  # from the input: the forward pass, then the backward one
+    gxo = np.empty_like(x)
+    assert f.backward(g, x, out=gxo) is gxo
+    assert taken == ["softmax_rows"] * 2 + ["softmax_backward_rows"] * 2 \
+        + ["softmax_rows", "softmax_backward_rows"] * 2
     monkeypatch.setattr(_rowwise, "_short_rows", lambda *a: False)
     np.testing.assert_array_equal(y, f(x))
     np.testing.assert_array_equal(o, y)
     np.testing.assert_array_equal(gx, f.backward(g, y=y))
     np.testing.assert_array_equal(go, gx)
+    np.testing.assert_array_equal(gxx, f.backward(g, x))
+    np.testing.assert_array_equal(gxo, gxx)
     monkeypatch.undo()
     # in place: out is the input (the kernels read a row again after writing it)
     xi, gi = x.copy(), g.copy()
