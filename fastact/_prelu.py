@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from fastact._arrays import Arg, check_out, finish, normalize_axis
+from fastact import _rowwise, _rowwise_kernels
+from fastact._arrays import F32, F64, Arg, check_out, finish, normalize_axis
 from fastact._dispatch import backend
 from fastact._rowwise_kernels import kernel
+
+# Partial sums of the weight's gradient: at most this many per channel, a
+# number that depends on the shape only (the same bits on any thread count).
+GRAD_TASKS = 64
 
 
 def channel_axis(fname: str, shape: tuple, nw: int, axis: Any) -> tuple[int | None, int]:
@@ -59,16 +65,16 @@ class _PReLU:
         nw = w.value.size
         shape = a.value.shape
         ax, c = channel_axis(fname, shape, nw, axis)
-        xc = np.ascontiguousarray(a.value)
-        if nw == 1 or ax is None:
-            blocks = xc.reshape(1, 1, -1)
-        else:
-            outer = int(np.prod(shape[:ax], dtype=np.int64))
-            blocks = xc.reshape(outer, c, -1)
+        blocks = np.ascontiguousarray(a.value).reshape(_block_shape(shape, nw, ax))
         wv = np.ascontiguousarray(w.value.reshape(-1))
         return a, w, wv, blocks
 
     def __call__(self, x: Any, weight: Any, *, axis: int = 1, out: np.ndarray | None = None) -> Any:
+        bs = _fast_blocks(x, weight, axis, None, out)
+        if bs is not None:
+            y = np.empty_like(x) if out is None else out
+            _run("prelu_blocks", x.reshape(bs), weight.ravel(), y.reshape(bs))
+            return y
         fname = "prelu"
         other = backend(fname, x=x, weight=weight, out=out)
         if other is not None:
@@ -77,7 +83,7 @@ class _PReLU:
         if out is not None:
             check_out(out, a.value.shape, a.dtype, fname)
         y = np.empty_like(blocks)
-        kernel("prelu_blocks", blocks.size)(blocks, wv, y)
+        _run("prelu_blocks", blocks, wv, y)
         return _finish(y.reshape(a.value.shape), a, out)
 
     def grad(self, x: Any, weight: Any, *, axis: int = 1, out: np.ndarray | None = None) -> Any:
@@ -91,6 +97,11 @@ class _PReLU:
     def backward(self, grad_output: Any, x: Any, weight: Any, *, axis: int = 1,
                  out: np.ndarray | None = None) -> tuple:
         """``(grad_x, grad_weight)`` for ``sum(grad_output * prelu(x, weight))``."""
+        bs = _fast_blocks(x, weight, axis, grad_output, out)
+        if bs is not None:
+            gx = np.empty_like(x) if out is None else out
+            gw = _backward(grad_output.reshape(bs), x.reshape(bs), weight.ravel(), gx.reshape(bs))
+            return gx, gw.reshape(weight.shape).astype(x.dtype)
         fname = "prelu.backward"
         other = backend(fname, grad_output=grad_output, x=x, weight=weight, out=out)
         if other is not None:
@@ -106,13 +117,63 @@ class _PReLU:
             check_out(out, a.value.shape, a.dtype, fname)
         gb = np.ascontiguousarray(gfull).reshape(blocks.shape)
         gx = np.empty_like(blocks)
-        parts = np.empty(blocks.shape[:2], dtype=np.float64)
-        kernel("prelu_backward_blocks", blocks.size)(gb, blocks, wv, gx, parts)
-        gw = parts.sum(axis=0)
-        if wv.size == 1:
-            gw = gw.sum(keepdims=True)
-        gw = gw.reshape(w.value.shape).astype(w.dtype)
+        gw = _backward(gb, blocks, wv, gx).reshape(w.value.shape).astype(w.dtype)
         return _finish(gx.reshape(a.value.shape), a, out), finish(gw, w.scalar, None)
+
+
+def _block_shape(shape: tuple, nw: int, ax: int | None) -> tuple:
+    """x as (outer, C, inner) blocks, C the channels (1 for a single weight;
+    then up to 256 blocks, so that the parallel loops have rows to share)."""
+    n = math.prod(shape)
+    if nw == 1 or ax is None:
+        k = math.gcd(n, 256) or 1
+        return (k, 1, n // k)
+    outer = math.prod(shape[:ax])
+    return (outer, shape[ax], n // (outer * shape[ax]))
+
+
+def _fast_blocks(x: Any, weight: Any, axis: Any, g: Any, out: Any) -> tuple | None:
+    """The block shape of a call the short path takes, else None: C-contiguous
+    float32 or float64 x (and grad_output, out=) of one shape and dtype, a
+    C-contiguous weight of that dtype with 1 element or one per channel, an
+    integer axis, out= writeable and apart from the inputs (or one of x and
+    grad_output exactly). The regular path takes, and reports, the rest."""
+    if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64)
+            or not x.flags.c_contiguous or not x.size or type(weight) is not np.ndarray
+            or weight.dtype is not x.dtype or not weight.flags.c_contiguous or type(axis) is not int):
+        return None
+    for a in (g, out):
+        if a is not None and (type(a) is not np.ndarray or a.dtype is not x.dtype
+                              or a.shape != x.shape or not a.flags.c_contiguous):
+            return None
+    if out is not None:
+        if not out.flags.writeable or np.may_share_memory(out, weight):
+            return None
+        for a in (x, g):
+            if a is not None and out is not a and np.may_share_memory(out, a):
+                return None
+    nw, nd = weight.size, x.ndim
+    if nw == 1 or nd < 2:
+        return _block_shape(x.shape, 1, None) if nw == 1 else None
+    if not -nd <= axis < nd or x.shape[axis] != nw:
+        return None
+    return _block_shape(x.shape, nw, axis % nd)
+
+
+def _run(name: str, *args: np.ndarray) -> None:
+    if args[0].size < _rowwise_kernels.PARALLEL_THRESHOLD:
+        _rowwise._run_short(name, *args)
+    else:
+        kernel(name, args[0].size)(*args)
+
+
+def _backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, gx: np.ndarray) -> np.ndarray:
+    """gx from (outer, C, inner) blocks; returns the weight's gradient, one
+    float64 per channel (summed over the channels for a single weight)."""
+    parts = np.empty((min(x.shape[0], GRAD_TASKS), x.shape[1]), dtype=np.float64)
+    _run("prelu_backward_blocks", g, x, w, gx, parts)
+    gw = parts.sum(axis=0)
+    return gw.sum(keepdims=True) if w.size == 1 else gw
 
 
 def _finish(result: np.ndarray, a: Arg, out: np.ndarray | None) -> Any:

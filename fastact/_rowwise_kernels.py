@@ -481,30 +481,70 @@ def maxout_backward_rows(g, x, out, k):
 def prelu_blocks(x, w, out):
     """x of shape (outer, C, inner); w of length C."""
     outer, c, inner = x.shape
-    for o in prange(outer):
-        for ch in range(c):
-            a = w[ch]
-            for i in range(inner):
-                v = x[o, ch, i]
-                out[o, ch, i] = v if v > 0 else a * v
+    if inner == 1:  # (N, C), channels last: the loop runs along the channels
+        x2 = x.reshape(outer, c)
+        o2 = out.reshape(outer, c)
+        for o in prange(outer):
+            for ch in range(c):
+                v = x2[o, ch]
+                o2[o, ch] = v if v > 0 else w[ch] * v
+        return
+    for k in prange(outer * c):
+        o, ch = k // c, k % c
+        a = w[ch]
+        xr, orow = x[o, ch], out[o, ch]
+        for i in range(inner):
+            v = xr[i]
+            orow[i] = v if v > 0 else a * v
+
+
+@scalar_jit
+def _prelu_grad_terms(gv, v, a):
+    """g * (x > 0 ? 1 : a) (a NaN x passed on) and g * x for x <= 0, else 0
+    (NaN for a NaN x): selects, not branches, so that the loops vectorize."""
+    neg = not v > 0
+    return (gv * a if v <= 0 else v) if neg else gv, np.float64(gv) * np.float64(v) if neg else 0.0
+
+
+@scalar_jit(fastmath={"reassoc", "contract"})
+def _prelu_backward_run(g, x, a, gx):
+    """gx along one run of a channel; returns the run's sum of the weight's
+    terms (reassociated, only here, so that the sum vectorizes)."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        d, term = _prelu_grad_terms(g[i], x[i], a)
+        gx[i] = d
+        s += term
+    return s
 
 
 def prelu_backward_blocks(g, x, w, gx, gw_parts):
-    """gx = g * (x > 0 ? 1 : w); gw_parts[o, ch] = sum_i g * (x > 0 ? 0 : x)."""
+    """gx = g * (x > 0 ? 1 : w); gw_parts[t, ch] = the sum of g * x over
+    x <= 0 in channel ch of outer rows t * per ... (t + 1) * per - 1, per =
+    ceil(outer / len(gw_parts)): the weight's gradient in float64 partial sums,
+    as many as the caller chose (the same for every thread count)."""
     outer, c, inner = x.shape
-    for o in prange(outer):
-        for ch in range(c):
-            a = w[ch]
-            s = 0.0
-            for i in range(inner):
-                v = x[o, ch, i]
-                gv = g[o, ch, i]
-                if v > 0:
-                    gx[o, ch, i] = gv
-                else:
-                    gx[o, ch, i] = gv * a if v <= 0 else v
-                    s += np.float64(gv) * np.float64(v)
-            gw_parts[o, ch] = s
+    tasks = gw_parts.shape[0]
+    per = (outer + tasks - 1) // tasks
+    if inner == 1:  # (N, C): per row, the loop runs along the channels
+        x2 = x.reshape(outer, c)
+        g2 = g.reshape(outer, c)
+        gx2 = gx.reshape(outer, c)
+        for t in prange(tasks):
+            acc = gw_parts[t]
+            acc[:] = 0.0
+            for o in range(t * per, min(outer, (t + 1) * per)):
+                for ch in range(c):
+                    d, term = _prelu_grad_terms(g2[o, ch], x2[o, ch], w[ch])
+                    gx2[o, ch] = d
+                    acc[ch] += term
+        return
+    for k in prange(tasks * c):
+        t, ch = k // c, k % c
+        s = 0.0
+        for o in range(t * per, min(outer, (t + 1) * per)):
+            s += _prelu_backward_run(g[o, ch], x[o, ch], w[ch], gx[o, ch])
+        gw_parts[t, ch] = s
 
 
 _KERNELS = {f.__name__: f for f in (

@@ -369,6 +369,52 @@ def test_prelu(dtype, shape, nw, axis, path):
     _close(fa.prelu.grad(x, w, axis=axis), ref.prelu_vjp(np.ones_like(x64), x64, w64, axis=axis)[0], dtype)
 
 
+class _Sub(np.ndarray):
+    """An array type the short paths do not take."""
+
+
+@pytest.mark.parametrize("shape, nw, axis", [((16, 64), 64, 1), ((16, 64), 64, -1), ((6, 5, 7), 5, 1),
+                                             ((2, 3, 4, 5), 4, -2), ((300, 7), 1, 1), ((257,), 1, 0),
+                                             ((2, 3, 4), 4, 2)])
+def test_prelu_short_path(shape, nw, axis, monkeypatch):
+    """C-contiguous calls go straight to the kernels (fresh, into out=, in
+    place on x or grad_output): the regular path's bits; the weight's gradient
+    has the same bits serial and parallel (partial sums fixed by the shape)."""
+    from fastact import _prelu
+
+    x = _x(shape, np.float32)
+    x.flat[::7] = -0.0
+    x.flat[3] = np.nan
+    w = np.linspace(-0.5, 0.9, nw).astype(np.float32)
+    g = _x(shape, np.float32, seed=5, scale=1.0)
+    regular = (fa.prelu(x.view(_Sub), w, axis=axis),
+               *fa.prelu.backward(g.view(_Sub), x.view(_Sub), w, axis=axis))
+    taken = []
+    real = _prelu._fast_blocks
+    monkeypatch.setattr(_prelu, "_fast_blocks", lambda *a: taken.append(r := real(*a)) or r)
+    y = fa.prelu(x, w, axis=axis)
+    gx, gw = fa.prelu.backward(g, x, w, axis=axis)
+    assert all(t is not None for t in taken) and len(taken) == 2
+    for a, b in zip(regular, (y, gx, gw), strict=True):
+        assert type(b) is np.ndarray and b.shape == a.shape and b.dtype == np.float32
+        np.testing.assert_array_equal(a, b)
+    o = np.empty_like(x)
+    assert fa.prelu(x, w, axis=axis, out=o) is o
+    np.testing.assert_array_equal(o, y)
+    xi, gi = x.copy(), g.copy()
+    assert fa.prelu(xi, w, axis=axis, out=xi) is xi
+    np.testing.assert_array_equal(xi, y)
+    got = fa.prelu.backward(gi, x, w, axis=axis, out=gi)
+    assert got[0] is gi
+    np.testing.assert_array_equal(gi, gx)
+    np.testing.assert_array_equal(got[1], gw)
+    monkeypatch.setattr(_rowwise_kernels, "PARALLEL_THRESHOLD", 1)
+    par = fa.prelu.backward(g, x, w, axis=axis)
+    np.testing.assert_array_equal(fa.prelu(x, w, axis=axis), y)
+    np.testing.assert_array_equal(par[0], gx)
+    np.testing.assert_array_equal(par[1], gw)
+
+
 def test_prelu_nan_and_errors():
     y = fa.prelu(np.array([np.nan, -1.0]), np.array([0.25]))
     assert np.isnan(y[0]) and y[1] == -0.25
