@@ -18,26 +18,45 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from fastact import _math
-from fastact._compile import KernelFamily, jit
+from fastact import _math, _vmath
+from fastact._compile import KernelFamily, scalar_jit
 from fastact._rowwise_kernels import PARALLEL_THRESHOLD as _ROWWISE_THRESHOLD
+from fastact._rowwise_kernels import (_exp_minus, _log_scale, _rows_per_task, _signed_max,
+                                      _sum64)
+from fastact._vmath import vector_loop
+
+# The squared-error sum adds blocks of this many elements in parallel; the
+# blocks depend on the size only, so the sum has the same bits on any number
+# of threads.
+SUM_BLOCK = 1 << 14
 
 
-@jit
-def _row_max(x, r):
-    """The largest entry of row r (NaN entries are skipped; they still make the loss NaN)."""
-    m = x[r, 0]
-    for j in range(1, x.shape[1]):
-        v = x[r, j]
-        if v > m:
-            m = v
-    return m
+@scalar_jit
+def _exp_row(v, o, m):
+    """o = e^(v - m) (times _exp_minus's factor, the softmax rows' exponential),
+    0 where float32's v - m is below the exponential's clamp at -104.5 (it
+    returns the value there, ~2^-119, which a loss would add up: the loss
+    of a row whose other logits are all far below would be 1e-45, not 0)."""
+    T = v.dtype.type
+    low = T(-104.5) if _math.single(m) else T(-np.inf)
+    for j in range(v.shape[0]):
+        e = v[j]
+        vector_loop(e)
+        o[j] = T(0) if e - m < low else _exp_minus(e, m)  # NaN: not below, passed on
+
+
+@scalar_jit
+def _rest(e, t):
+    """The sum of the exponentials e of a row but the target's, in float64:
+    the two sides of t summed apart (no cancellation where p_t is near 1)."""
+    return _sum64(e[:t]) + _sum64(e[t + 1:])
 
 
 def cross_entropy_rows(x, target, losses):
     """losses[r] = -log softmax(x[r])[target[r]], in float64; returns the number of bad targets.
 
-    With m = max x[r], e_j = e^(x_j - m), t = target[r] and S = sum_{j != t} e_j:
+    With m = max x[r], e_j = e^(x_j - m) (the softmax rows' exponential, the
+    difference taken exactly), t = target[r] and S = sum_{j != t} e_j:
     -log p_t = log(e_t + S) - log(e_t). Written as (m - x_t) + log(e_t + S)
     where p_t < 1/2 (both terms >= 0: no cancellation), and as
     log1p(S / e_t) where p_t >= 1/2, which keeps the relative accuracy of a
@@ -46,22 +65,24 @@ def cross_entropy_rows(x, target, losses):
     is NaN), as in PyTorch. A target outside [0, n) is counted, not read.
     """
     rows, n = x.shape
+    per = _rows_per_task(n)
     bad = 0
-    for r in prange(rows):
-        t = target[r]
-        if t < 0 or t >= n:
-            bad += 1
-            continue
-        m = _row_max(x, r)
-        rest = 0.0
-        for j in range(n):
-            if j != t:
-                rest += _math.exp(x[r, j] - m)
-        et = np.float64(_math.exp(x[r, t] - m))
-        if rest <= et:
-            losses[r] = np.log1p(rest / et)
-        else:
-            losses[r] = (np.float64(m) - np.float64(x[r, t])) + np.log(et + rest)
+    for b in prange((rows + per - 1) // per):
+        buf = np.empty(n, x.dtype)
+        for r in range(b * per, min(rows, (b + 1) * per)):
+            t = target[r]
+            if t < 0 or t >= n:
+                bad += 1
+                continue
+            one = x.dtype.type(1)
+            m = _signed_max(x[r], one)
+            _exp_row(x[r], buf, m)
+            rest = _rest(buf, t)
+            et = np.float64(buf[t])
+            if rest <= et:
+                losses[r] = np.log1p(rest / et)
+            else:
+                losses[r] = (np.float64(m) - np.float64(x[r, t])) + (np.log(et + rest) - _log_scale(m))
     return bad
 
 
@@ -75,37 +96,53 @@ def cross_entropy_backward_rows(x, target, g, step, c, out):
     """
     rows, n = x.shape
     T = x.dtype.type
+    per = _rows_per_task(n)
     bad = 0
-    for r in prange(rows):
-        t = target[r]
-        if t < 0 or t >= n:
-            bad += 1
-            continue
-        m = _row_max(x, r)
-        rest = 0.0
-        for j in range(n):  # store e^(x - m) and sum it, then scale
-            e = _math.exp(x[r, j] - m)
-            out[r, j] = e
-            if j != t:
-                rest += e
-        s = np.float64(out[r, t]) + rest
-        k = c * np.float64(g[r * step]) / s
-        for j in range(n):
-            out[r, j] = T(np.float64(out[r, j]) * k)
-        out[r, t] = T(-rest * k)
+    for b in prange((rows + per - 1) // per):
+        for r in range(b * per, min(rows, (b + 1) * per)):
+            t = target[r]
+            if t < 0 or t >= n:
+                bad += 1
+                continue
+            o = out[r]
+            _exp_row(x[r], o, _signed_max(x[r], T(1)))
+            rest = _rest(o, t)
+            k = c * np.float64(g[r * step]) / (np.float64(o[t]) + rest)
+            kh = T(k)
+            kl = T(k - np.float64(kh))
+            for j in range(n):  # e k, rounded once in the row's dtype
+                e = o[j]
+                vector_loop(e)
+                o[j] = _vmath.fma(e, kh, e * kl)
+            o[t] = T(-rest * k)
     return bad
 
 
+@scalar_jit(fastmath={"reassoc", "contract"})
+def _squared_error_sum(p, t):
+    s = 0.0
+    for i in range(p.shape[0]):
+        d = np.float64(p[i]) - np.float64(t[i])
+        s += d * d
+    return s
+
+
 def squared_error_sum(p, t):
-    """sum (p - t)^2 in float64.
+    """sum (p - t)^2 in float64, in blocks of SUM_BLOCK elements added in
+    order (reassociated within a block, so that it vectorizes).
 
     For float32 inputs the float64 difference is exact unless the exponents
     of p and t differ by more than 29.
     """
+    nb = (p.size + SUM_BLOCK - 1) // SUM_BLOCK
+    parts = np.empty(nb)
+    for b in prange(nb):
+        lo = b * SUM_BLOCK
+        hi = min(p.size, lo + SUM_BLOCK)
+        parts[b] = _squared_error_sum(p[lo:hi], t[lo:hi])
     s = 0.0
-    for i in prange(p.size):
-        d = np.float64(p[i]) - np.float64(t[i])
-        s += d * d
+    for b in range(nb):
+        s += parts[b]
     return s
 
 
@@ -120,9 +157,13 @@ def squared_error(p, t, out):
 def squared_error_backward(p, t, g, step, c, out):
     """out = c * g[i * step] * (p - t): g one value (step 0) or one per element (step 1)."""
     T = out.dtype.type
-    for i in prange(p.size):
-        d = np.float64(p[i]) - np.float64(t[i])
-        out[i] = T(c * np.float64(g[i * step]) * d)
+    if step == 0:
+        f = c * np.float64(g[0])
+        for i in prange(p.size):
+            out[i] = T(f * (np.float64(p[i]) - np.float64(t[i])))
+    else:
+        for i in prange(p.size):
+            out[i] = T(c * np.float64(g[i]) * (np.float64(p[i]) - np.float64(t[i])))
 
 
 _KERNELS = {f.__name__: f for f in (

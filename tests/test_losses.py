@@ -116,6 +116,37 @@ def test_cross_entropy_finite_differences():
     np.testing.assert_allclose(gx, fd, rtol=1e-6, atol=1e-8)
 
 
+def _ulps(actual, exact):
+    """|actual - exact| in float32 ulps of the exact value, where it is a normal float32."""
+    exact = np.asarray(exact, dtype=np.float64)
+    ok = np.abs(exact) >= np.finfo(np.float32).tiny
+    spacing = np.spacing(np.abs(exact[ok]).astype(np.float32)).astype(np.float64)
+    return np.abs(np.asarray(actual, dtype=np.float64)[ok] - exact[ok]) / spacing
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0])
+def test_cross_entropy_float32_ulps(scale, path):
+    """float32 losses within 1.5 ulp and gradients within 2 ulp of the exact
+    values (float64, the sum over the other classes kept apart from the
+    target's term), also for rows far apart (x - max down to -250) and targets
+    of p_t near 1, where a rounded x - max alone costs |x - max| / 2 ulps."""
+    rng = np.random.default_rng(11)
+    x = (scale * rng.standard_normal((3000, 50))).astype(np.float32)
+    t = np.argmax(x + scale * rng.standard_normal(x.shape), axis=1)  # many p_t near 1
+    x64 = x.astype(np.float64)
+    rows = np.arange(len(t))
+    e = np.exp(x64 - x64.max(axis=1, keepdims=True))
+    et = e[rows, t]
+    rest = np.where(np.arange(50) < t[:, None], e, 0).sum(axis=1) \
+        + np.where(np.arange(50) > t[:, None], e, 0).sum(axis=1)
+    loss = np.where(rest <= et, np.log1p(rest / et),
+                    (x64.max(axis=1) - x64[rows, t]) + np.log(et + rest))
+    assert _ulps(fa.cross_entropy(x, t, reduction="none"), loss).max() <= 1.5
+    grad = e / (et + rest)[:, None]
+    grad[rows, t] = -rest / (et + rest)
+    assert _ulps(fa.cross_entropy.backward(x, t, reduction="sum"), grad).max() <= 2.0
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_cross_entropy_huge_logits(dtype):
     x = np.array([[1e30, 0.0, -1e30]] * 3, dtype=dtype)
@@ -260,6 +291,33 @@ def test_mse_serial_and_parallel_agree(path):
     _close(fa.mse_loss(p, t), ref_mse(p, t), np.float32)
     _close(fa.mse_loss(p, t, reduction="none"), ref_mse(p, t, "none"), np.float32)
     _close(fa.mse_loss.backward(p, t), ref_mse_grad(p, t), np.float32)
+
+
+def test_losses_same_bits_on_any_thread_count(monkeypatch):
+    """The losses and gradients are the serial kernels' bits in parallel too:
+    the squared-error sum adds fixed blocks (several here), whatever the threads."""
+    import numba
+
+    p = _logits(5 * _loss_kernels.SUM_BLOCK + 123, np.float32)
+    q = _logits(p.size, np.float32, seed=3)
+    x = _logits((700, 33), np.float32)
+    t = _targets(700, 33)
+
+    def results():
+        return [fa.mse_loss(p, q), fa.mse_loss(p, q, reduction="sum"), fa.mse_loss.backward(p, q),
+                fa.cross_entropy(x, t, reduction="none"), fa.cross_entropy(x, t),
+                fa.cross_entropy.backward(x, t)]
+
+    serial = results()
+    monkeypatch.setattr(_loss_kernels, "PARALLEL_THRESHOLD", 1)
+    for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+        with_threads = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            for a, b in zip(serial, results(), strict=True):
+                np.testing.assert_array_equal(a, b)
+        finally:
+            numba.set_num_threads(with_threads)
 
 
 def test_mse_finite_differences():
