@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from fastact._arrays import F64, Arg, check_out, finish, normalize_axis
+from fastact import _loss_kernels
+from fastact._arrays import F32, F64, Arg, check_out, finish, normalize_axis
 from fastact._dispatch import backend, check_host
 from fastact._loss_kernels import kernel
 
@@ -86,6 +87,42 @@ def _grad_factors(grad_output: Any, reduction: str, shape: tuple, count: int, fa
     return np.ascontiguousarray(gfull).reshape(-1), 1, factor
 
 
+_INTP = np.dtype(np.intp)
+
+
+def _short(a: Any, *others: Any) -> bool:
+    """Whether a loss call may take the short path: C-contiguous float32 or
+    float64 ``a`` below the parallel threshold, and ``others`` (None or
+    arrays) C-contiguous of its dtype and shape. The short path calls the
+    serial kernel's compiled entry point (KernelFamily.run_serial) and skips
+    the argument handling, which costs several times the kernel on small
+    arrays; it takes no out=. Anything else, and every error, goes the
+    regular way."""
+    if (type(a) is not np.ndarray or (a.dtype is not F32 and a.dtype is not F64)
+            or not a.flags.c_contiguous or not 0 < a.size < _loss_kernels.PARALLEL_THRESHOLD):
+        return False
+    for o in others:
+        if o is not None and (type(o) is not np.ndarray or o.dtype is not a.dtype
+                              or o.shape != a.shape or not o.flags.c_contiguous):
+            return False
+    return True
+
+
+def _short_factor(grad_output: Any, reduction: str, count: int, factor: float,
+                  dtype: np.dtype) -> tuple | None:
+    """_grad_factors for the short path: ``(g, step, c)`` for a float
+    grad_output with a reduced loss, or a C-contiguous array of the loss's
+    dtype with 'none' (the caller checks its shape); else None."""
+    if reduction != "none":
+        if type(grad_output) is not float:
+            return None
+        return np.array([grad_output], dtype), 0, factor / count if reduction == "mean" else factor
+    if type(grad_output) is not np.ndarray or grad_output.dtype is not dtype \
+            or not grad_output.flags.c_contiguous:
+        return None
+    return grad_output.ravel(), 1, factor
+
+
 class _MSELoss:
     """Mean squared error.
 
@@ -124,6 +161,15 @@ class _MSELoss:
 
     def __call__(self, pred: Any, target: Any, *, reduction: str = "mean",
                  out: np.ndarray | None = None) -> Any:
+        if out is None and type(reduction) is str and _short(pred, target):
+            pf, tf = pred.ravel(), target.ravel()
+            if reduction == "none":
+                res = np.empty_like(pred)
+                kernel.run_serial("squared_error", pf, tf, res.ravel())
+                return res
+            if reduction in REDUCTIONS:
+                total = kernel.run_serial("squared_error_sum", pf, tf)
+                return _reduced(total, pf.size, reduction, pred.dtype)
         fname = "mse_loss"
         other = backend(fname, pred=pred, target=target, out=out)
         if other is not None:
@@ -144,6 +190,12 @@ class _MSELoss:
     def backward(self, pred: Any, target: Any, grad_output: Any = 1.0, *, reduction: str = "mean",
                  out: np.ndarray | None = None) -> Any:
         """The gradient ``grad_output * d loss / d pred``, the shape of pred."""
+        if out is None and type(reduction) is str and reduction in REDUCTIONS and _short(pred, target):
+            f = _short_factor(grad_output, reduction, pred.size, 2.0, pred.dtype)
+            if f is not None and (reduction != "none" or grad_output.shape == pred.shape):
+                gx = np.empty_like(pred)
+                kernel.run_serial("squared_error_backward", pred.ravel(), target.ravel(), *f, gx.ravel())
+                return gx
         fname = "mse_loss.backward"
         _check_reduction(reduction, fname)
         other = backend(fname, pred=pred, target=target, grad_output=grad_output, out=out)
@@ -235,6 +287,12 @@ class _CrossEntropy:
 
     def __call__(self, logits: Any, target: Any, *, axis: int = -1, reduction: str = "mean",
                  out: np.ndarray | None = None) -> Any:
+        fast = self._fast_rows(logits, target, axis) \
+            if out is None and type(reduction) is str and reduction in REDUCTIONS else None
+        if fast is not None:
+            losses = np.empty(fast[1].size, dtype=np.float64)
+            if not kernel.run_serial("cross_entropy_rows", *fast, losses):
+                return _ce_losses(losses, reduction, logits.dtype, logits.shape[:-1], None)
         fname = "cross_entropy"
         other = backend(fname, logits=logits, target=target, out=out)
         if other is not None:
@@ -249,17 +307,30 @@ class _CrossEntropy:
         losses = np.empty(t.size, dtype=np.float64)
         if kernel("cross_entropy_rows", rows.size)(rows, t, losses):
             raise self._range_error(fname, t, rows.shape[1], axis)
-        if reduction != "none":
-            return _reduced(float(losses.sum()), losses.size, reduction, a.dtype)
-        with np.errstate(over="ignore"):  # a loss beyond the dtype's range rounds to inf
-            if out is not None:
-                out[...] = losses.reshape(shape)
-                return out
-            return finish(losses.astype(a.dtype).reshape(shape), len(shape) == 0, None)
+        return _ce_losses(losses, reduction, a.dtype, shape, out)
+
+    @staticmethod
+    def _fast_rows(logits: Any, target: Any, axis: Any) -> tuple | None:
+        """(rows, targets) for the short path (see _short): C-contiguous
+        logits with the classes last, and C-contiguous intp targets of their
+        shape without it; else None."""
+        if (not _short(logits) or type(axis) is not int or not (axis == -1 or axis == logits.ndim - 1)
+                or type(target) is not np.ndarray or target.dtype is not _INTP
+                or not target.flags.c_contiguous or target.shape != logits.shape[:-1]):
+            return None
+        return logits.reshape(-1, logits.shape[-1]), target.ravel()
 
     def backward(self, logits: Any, target: Any, grad_output: Any = 1.0, *, axis: int = -1,
                  reduction: str = "mean", out: np.ndarray | None = None) -> Any:
         """The gradient ``grad_output * d loss / d logits``, the shape of the logits."""
+        fast = self._fast_rows(logits, target, axis) \
+            if out is None and type(reduction) is str and reduction in REDUCTIONS else None
+        if fast is not None:
+            f = _short_factor(grad_output, reduction, fast[1].size, 1.0, F64)
+            if f is not None and (reduction != "none" or grad_output.shape == target.shape):
+                gx = np.empty_like(logits)
+                if not kernel.run_serial("cross_entropy_backward_rows", *fast, *f, gx.reshape(fast[0].shape)):
+                    return gx
         fname = "cross_entropy.backward"
         _check_reduction(reduction, fname)
         other = backend(fname, logits=logits, target=target, grad_output=grad_output, out=out)
@@ -276,6 +347,18 @@ class _CrossEntropy:
         if ax != a.value.ndim - 1:
             gx = np.ascontiguousarray(np.moveaxis(gx.reshape(shape + (rows.shape[1],)), -1, ax))
         return _store(gx.reshape(a.value.shape), a, out)
+
+
+def _ce_losses(losses: np.ndarray, reduction: str, dtype: np.dtype, shape: tuple,
+               out: np.ndarray | None) -> Any:
+    """The cross-entropy result from the float64 losses of the rows."""
+    if reduction != "none":
+        return _reduced(float(losses.sum()), losses.size, reduction, dtype)
+    with np.errstate(over="ignore"):  # a loss beyond the dtype's range rounds to inf
+        if out is not None:
+            out[...] = losses.reshape(shape)
+            return out
+        return finish(losses.astype(dtype).reshape(shape), len(shape) == 0, None)
 
 
 mse_loss = _MSELoss()

@@ -11,10 +11,8 @@ compiled kernel (``_short_rows``).
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
-import numba
 import numpy as np
 
 from fastact._arrays import F32, F64, Arg, check_out, finish, normalize_axis
@@ -112,10 +110,6 @@ def _prepare(x: Any, fname: str, argname: str = "x") -> Arg:
 # The kernels' mask argument when there is none (read only where masked).
 _NO_MASK = np.ones((1, 1), dtype=np.bool_)
 
-# (kernel name, dtype) -> the serial kernel's compiled entry point, for _short.
-_SHORT: dict = {}
-
-
 def _short_rows(x: Any, axis: Any, *others: Any) -> bool:
     """True when a call on x (and ``others``, None or arrays that must match
     it) may take the short path: C-contiguous float32 or float64 arrays of one
@@ -147,18 +141,9 @@ def _as_rows(a: np.ndarray) -> np.ndarray:
 
 
 def _run_short(name: str, *args: Any) -> None:
-    """Run the serial kernel ``name`` through its compiled entry point, which
-    skips the dispatcher's type resolution (several microseconds of a small
-    call); the first call of a dtype resolves and compiles it once."""
-    key = (name, args[1].dtype)
-    entry = _SHORT.get(key)
-    if entry is None:
-        k = kernel.compiled(name, False)
-        sig = tuple(numba.typeof(a) for a in args)
-        if sig not in k.overloads:
-            k.compile(sig)
-        entry = _SHORT[key] = k.overloads[sig].entry_point
-    entry(*args)
+    """The serial kernel ``name`` through its compiled entry point (see
+    KernelFamily.run_serial)."""
+    kernel.run_serial(name, *args)
 
 
 class _SoftmaxFamily:

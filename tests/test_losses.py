@@ -320,6 +320,42 @@ def test_losses_same_bits_on_any_thread_count(monkeypatch):
             numba.set_num_threads(with_threads)
 
 
+class _Sub(np.ndarray):
+    """An array type the short paths do not take."""
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_short_paths_match_the_regular_path(dtype, reduction, monkeypatch):
+    """Small C-contiguous calls go straight to the serial kernels: the regular
+    path's values, bit for bit; a bad target still raises its error."""
+    x = _logits((6, 2, 9), dtype)
+    t = _targets((6, 2), 9)
+    q = _logits((6, 2, 9), dtype, seed=4)
+    go = _logits((6, 2), dtype, seed=5) if reduction == "none" else 0.5
+    gm = _logits((6, 2, 9), dtype, seed=6) if reduction == "none" else 0.5
+    gc = np.asarray(go, dtype=np.float64) if reduction == "none" else go
+    xs, qs = x.view(_Sub), q.view(_Sub)
+    regular = [np.asarray(v) for v in (
+        fa.cross_entropy(xs, t, reduction=reduction), fa.cross_entropy.backward(xs, t, gc, reduction=reduction),
+        fa.mse_loss(xs, qs, reduction=reduction), fa.mse_loss.backward(xs, qs, gm, reduction=reduction))]
+    taken = []
+    real = _loss_kernels.kernel.run_serial
+    monkeypatch.setattr(_loss_kernels.kernel, "run_serial", lambda *a: taken.append(a[0]) or real(*a))
+    short = [fa.cross_entropy(x, t, reduction=reduction), fa.cross_entropy.backward(x, t, gc, reduction=reduction),
+             fa.mse_loss(x, q, reduction=reduction), fa.mse_loss.backward(x, q, gm, reduction=reduction)]
+    assert len(taken) == 4
+    for a, b in zip(regular, short, strict=True):
+        assert np.asarray(b).dtype == dtype and np.shape(b) == a.shape
+        np.testing.assert_array_equal(a, b)
+    bad = t.copy()
+    bad[1, 0] = 9
+    with pytest.raises(ValueError, match="class index 9"):
+        fa.cross_entropy(x, bad, reduction=reduction)
+    with pytest.raises(ValueError, match="class index 9"):
+        fa.cross_entropy.backward(x, bad, gc, reduction=reduction)
+
+
 def test_mse_finite_differences():
     p = _logits((3, 4), np.float64)
     t = _logits((3, 4), np.float64, seed=2)
