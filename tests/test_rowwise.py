@@ -333,6 +333,24 @@ def test_maxout(dtype, shape, k, axis, path):
         ref.maxout_vjp(g.astype(np.float64), x.astype(np.float64), k, axis=axis).astype(dtype))
 
 
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
+def test_maxout_ties_nan_and_signed_zeros_every_pool_size(dtype, k, path):
+    """Pool sizes 2-4 run loops of their own (the size a constant): ties go
+    to the first maximum, a NaN wins (the first one), -0.0 and 0.0 tie."""
+    rng = np.random.default_rng(k)
+    x = rng.integers(-3, 4, size=(37, 20 * k)).astype(dtype)  # many ties
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[x == 0] = np.where(rng.random(int((x == 0).sum())) < 0.5, -0.0, 0.0)
+    g = _x((37, 20), dtype, seed=3, scale=1.0)
+    y = fa.maxout(x, pool_size=k)
+    np.testing.assert_array_equal(y, ref.maxout(x.astype(np.float64), k).astype(dtype))
+    grp = x.reshape(37, 20, k)
+    first = np.take_along_axis(grp, np.argmax(grp, axis=-1)[..., None], -1)[..., 0]
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(first))  # the first maximum itself
+    np.testing.assert_array_equal(fa.maxout.backward(g, x, pool_size=k),
+                                  ref.maxout_vjp(g.astype(np.float64), x.astype(np.float64), k).astype(dtype))
+
+
 def test_maxout_ties_and_nan():
     x = np.array([[1.0, 3.0, 3.0, 0.0, np.nan, 2.0, 5.0, np.nan]])
     np.testing.assert_array_equal(fa.maxout(x, pool_size=4), [[3.0, np.nan]])
