@@ -140,6 +140,24 @@ def _as_rows(a: np.ndarray) -> np.ndarray:
     return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])
 
 
+def _short_groups(x: Any, axis: Any, k: int, g: Any = None) -> tuple | None:
+    """For glu (k = 2) and maxout (groups of k) on the short path: x as rows
+    along its last axis and grad_output (None, or an array of the result's
+    shape) as rows of the result; None for a call the short path does not
+    take (see _short_rows; no out=)."""
+    if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64)
+            or not x.flags.c_contiguous or not 0 < x.size < _rowwise_kernels.PARALLEL_THRESHOLD
+            or type(axis) is not int or not (axis == -1 or axis == x.ndim - 1) or x.shape[-1] % k):
+        return None
+    n = x.shape[-1]
+    if g is None:
+        return x.reshape(-1, n), None
+    if (type(g) is not np.ndarray or g.dtype is not x.dtype or not g.flags.c_contiguous
+            or g.shape != x.shape[:-1] + (n // k,)):
+        return None
+    return x.reshape(-1, n), g.reshape(-1, n // k)
+
+
 def _run_short(name: str, *args: Any) -> None:
     """The serial kernel ``name`` through its compiled entry point (see
     KernelFamily.run_serial)."""
@@ -365,6 +383,11 @@ class _Glu:
         return ax
 
     def __call__(self, x: Any, *, axis: int = -1, out: np.ndarray | None = None) -> Any:
+        fast = _short_groups(x, axis, 2) if out is None else None
+        if fast is not None:
+            y = np.empty(x.shape[:-1] + (x.shape[-1] // 2,), x.dtype)
+            _run_short("glu_rows", fast[0], y.reshape(-1, y.shape[-1]))
+            return y
         fname = "glu"
         other = backend(fname, x=x, out=out)
         if other is not None:
@@ -380,6 +403,11 @@ class _Glu:
     def backward(self, grad_output: Any, x: Any, *, axis: int = -1,
                  out: np.ndarray | None = None) -> Any:
         """The gradient with respect to x of ``sum(grad_output * glu(x))``."""
+        fast = _short_groups(x, axis, 2, grad_output) if out is None else None
+        if fast is not None:
+            gx = np.empty_like(x)
+            _run_short("glu_backward_rows", fast[1], fast[0], gx.reshape(fast[0].shape))
+            return gx
         fname = "glu.backward"
         other = backend(fname, grad_output=grad_output, x=x, out=out)
         if other is not None:
@@ -432,6 +460,12 @@ class _Maxout:
 
     def __call__(self, x: Any, *, pool_size: int, axis: int = -1,
                  out: np.ndarray | None = None) -> Any:
+        fast = _short_groups(x, axis, pool_size) \
+            if out is None and type(pool_size) is int and pool_size > 0 else None
+        if fast is not None:
+            y = np.empty(x.shape[:-1] + (x.shape[-1] // pool_size,), x.dtype)
+            _run_short("maxout_rows", fast[0], y.reshape(-1, y.shape[-1]), pool_size)
+            return y
         fname = "maxout"
         other = backend(fname, x=x, out=out)
         if other is not None:
@@ -447,6 +481,12 @@ class _Maxout:
     def backward(self, grad_output: Any, x: Any, *, pool_size: int, axis: int = -1,
                  out: np.ndarray | None = None) -> Any:
         """The gradient with respect to x of ``sum(grad_output * maxout(x))``."""
+        fast = _short_groups(x, axis, pool_size, grad_output) \
+            if out is None and type(pool_size) is int and pool_size > 0 else None
+        if fast is not None:
+            gx = np.empty_like(x)
+            _run_short("maxout_backward_rows", fast[1], fast[0], gx.reshape(fast[0].shape), pool_size)
+            return gx
         fname = "maxout.backward"
         other = backend(fname, grad_output=grad_output, x=x, out=out)
         if other is not None:

@@ -433,6 +433,37 @@ def test_prelu_short_path(shape, nw, axis, monkeypatch):
     np.testing.assert_array_equal(par[1], gw)
 
 
+@pytest.mark.parametrize("shape", [(12,), (5, 12), (2, 3, 12)])
+def test_glu_and_maxout_short_paths(dtype, shape, monkeypatch):
+    """Small C-contiguous calls along the last axis go straight to the kernels:
+    the regular path's bits; other axes, out= and bad arguments go the
+    regular way (which reports them)."""
+    from fastact import _rowwise
+
+    x = _x(shape, dtype)
+    half = shape[:-1] + (6,)
+    g2, g4 = _x(half, dtype, seed=2), _x(shape[:-1] + (3,), dtype, seed=3)
+    xs = x.view(_Sub)
+    regular = [np.asarray(v) for v in (fa.glu(xs), fa.glu.backward(g2.view(_Sub), xs),
+                                       fa.maxout(xs, pool_size=4), fa.maxout.backward(g4.view(_Sub), xs, pool_size=4))]
+    taken = []
+    run = _rowwise._run_short
+    monkeypatch.setattr(_rowwise, "_run_short", lambda *a: (taken.append(a[0]), run(*a)))
+    got = [fa.glu(x), fa.glu.backward(g2, x), fa.maxout(x, pool_size=4), fa.maxout.backward(g4, x, pool_size=4)]
+    assert taken == ["glu_rows", "glu_backward_rows", "maxout_rows", "maxout_backward_rows"]
+    for a, b in zip(regular, got, strict=True):
+        assert type(b) is np.ndarray and b.shape == a.shape and b.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+    taken.clear()
+    with pytest.raises(ValueError, match="pool_size"):
+        fa.maxout(x, pool_size=5)
+    with pytest.raises(TypeError, match="pool_size"):
+        fa.maxout(x, pool_size=True)
+    with pytest.raises(ValueError, match="grad_output"):
+        fa.glu.backward(g4, x)
+    assert taken == []
+
+
 def test_prelu_nan_and_errors():
     y = fa.prelu(np.array([np.nan, -1.0]), np.array([0.25]))
     assert np.isnan(y[0]) and y[1] == -0.25
