@@ -265,6 +265,8 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
                 (t, t_torch), fl = turns(lambda: f(xs, out=ys, **params), peer)
                 emit(f"{f.name} {tag}", t, 8 * xs.size, fl, t_np, t_torch, keep=False)
 
+        _layers_and_losses(fa, torch, x, g, y, turns, emit, quick, out)
+
     small = x[:1000].copy()
     t_tanh = _median(lambda: np.tanh(small), 200)
     print(file=out)
@@ -277,6 +279,58 @@ def bench(log2n: int = 24, repeat: int = 7, out=sys.stdout) -> list[dict]:
     print(f"import fastact after import numba: {_import_cost():.2f} s (median of 3 fresh processes)",
           file=out)
     return rows
+
+
+def _layers_and_losses(fa, torch, x, g, y, turns, emit, quick, out) -> None:
+    """prelu, glu, maxout and the losses on the bench's array as rows of
+    2048 (outside the summary's counts). GB/s counts what one pass must read
+    and write; "+ grad" rows time the loss and its gradient together against
+    PyTorch's forward and autograd backward, which produce the same two."""
+    n = x.size
+    w = min(2048, n)
+    rows, cols = n // w, w
+    xr, gr, yr = x.reshape(rows, cols), g.reshape(rows, cols), y.reshape(rows, cols)
+    wt = np.linspace(0.05, 0.3, cols, dtype=np.float32)
+    labels = np.random.default_rng(2).integers(0, cols, rows)
+    gh, gq = gr[:, :cols // 2].copy(), gr[:, :cols // 4].copy()
+    print(file=out)
+    print(f"layers and losses on ({rows}, {cols}) float32 rows (prelu: a weight per column; "
+          "maxout: pool_size=4; \"+ grad\": the loss and its gradient, against PyTorch's "
+          "forward + autograd):", file=out)
+
+    def peer(fn):
+        return None if torch is None else fn
+
+    if torch is not None:
+        F = torch.nn.functional
+        tx, tg, ty = torch.from_numpy(xr), torch.from_numpy(gr), torch.from_numpy(yr)
+        tw, tl = torch.from_numpy(wt), torch.from_numpy(labels)
+        tgh = torch.from_numpy(gh)
+        txg = tx.clone().requires_grad_()
+
+        def loss_and_grad(loss):
+            v = loss(txg)
+            return v, torch.autograd.grad(v, txg)
+    cases = [
+        ("prelu", lambda: fa.prelu(xr, wt, out=yr), peer(lambda: F.prelu(tx, tw)), 8 * n),
+        ("prelu backward", lambda: fa.prelu.backward(gr, xr, wt, out=yr),
+         peer(lambda: torch.ops.aten._prelu_kernel_backward(tg, tx, tw)), 12 * n),
+        ("glu", lambda: fa.glu(xr), peer(lambda: F.glu(tx, -1)), 6 * n),
+        ("glu backward", lambda: fa.glu.backward(gh, xr),
+         peer(lambda: torch.ops.aten.glu_backward(tgh, tx, -1)), 10 * n),
+        ("maxout", lambda: fa.maxout(xr, pool_size=4),
+         peer(lambda: tx.unflatten(-1, (cols // 4, 4)).amax(-1)), 5 * n),
+        ("maxout backward", lambda: fa.maxout.backward(gq, xr, pool_size=4), None, 9 * n),
+        ("cross_entropy", lambda: fa.cross_entropy(xr, labels), peer(lambda: F.cross_entropy(tx, tl)), 4 * n),
+        ("cross_entropy + grad", lambda: (fa.cross_entropy(xr, labels), fa.cross_entropy.backward(xr, labels)),
+         peer(lambda: loss_and_grad(lambda t: F.cross_entropy(t, tl))), 8 * n),
+        ("mse_loss", lambda: fa.mse_loss(xr, gr), peer(lambda: F.mse_loss(tx, tg)), 8 * n),
+        ("mse_loss + grad", lambda: (fa.mse_loss(xr, gr), fa.mse_loss.backward(xr, gr)),
+         peer(lambda: loss_and_grad(lambda t: F.mse_loss(t, tg))), 12 * n),
+    ]
+    for name, ours, theirs, nbytes in cases:
+        (t, t_torch), fl = turns(ours, theirs)
+        emit(name, t, nbytes, fl, None, t_torch, keep=False)
 
 
 def _summary(rows: list[dict], out) -> None:

@@ -55,3 +55,6 @@ def test_bench_runs_on_a_small_array():
     assert "elementwise ops at >= 80% of copy bandwidth" in text and "import fastact after import numba" in text
     assert "on x[:, :512] of a (1, 1024) array" in text and "sigmoid slice" in text
     assert not any("slice" in r["op"] for r in rows)  # outside the summary's counts
+    assert "layers and losses on (1, 1024) float32 rows" in text
+    for op in ("prelu backward", "glu backward", "maxout backward", "cross_entropy + grad", "mse_loss + grad"):
+        assert f"\n{op} " in text and op not in ops
