@@ -92,13 +92,14 @@ _INTP = np.dtype(np.intp)
 
 def _short(a: Any, *others: Any) -> bool:
     """Whether a loss call may take the short path: C-contiguous float32 or
-    float64 ``a`` below the parallel threshold, and ``others`` (None or
+    float64 ``a`` of at least one dimension (a 0-d one's results are NumPy
+    scalars, from the regular path) below the parallel threshold, and ``others`` (None or
     arrays) C-contiguous of its dtype and shape. The short path calls the
     serial kernel's compiled entry point (KernelFamily.run_serial) and skips
     the argument handling, which costs several times the kernel on small
     arrays; it takes no out=. Anything else, and every error, goes the
     regular way."""
-    if (type(a) is not np.ndarray or (a.dtype is not F32 and a.dtype is not F64)
+    if (type(a) is not np.ndarray or (a.dtype is not F32 and a.dtype is not F64) or not a.ndim
             or not a.flags.c_contiguous or not 0 < a.size < _loss_kernels.PARALLEL_THRESHOLD):
         return False
     for o in others:

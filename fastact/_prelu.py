@@ -135,12 +135,14 @@ def _block_shape(shape: tuple, nw: int, ax: int | None) -> tuple:
 def _fast_blocks(x: Any, weight: Any, axis: Any, g: Any, out: Any) -> tuple | None:
     """The block shape of a call the short path takes, else None: C-contiguous
     float32 or float64 x (and grad_output, out=) of one shape and dtype, a
-    C-contiguous weight of that dtype with 1 element or one per channel, an
+    C-contiguous weight of that dtype with 1 element or one per channel (not
+    0-d: its gradient is then a NumPy scalar, from the regular path), an
     integer axis, out= writeable and apart from the inputs (or one of x and
     grad_output exactly). The regular path takes, and reports, the rest."""
-    if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64)
+    if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64) or not x.ndim
             or not x.flags.c_contiguous or not x.size or type(weight) is not np.ndarray
-            or weight.dtype is not x.dtype or not weight.flags.c_contiguous or type(axis) is not int):
+            or weight.dtype is not x.dtype or not weight.flags.c_contiguous or not weight.ndim
+            or type(axis) is not int):
         return None
     for a in (g, out):
         if a is not None and (type(a) is not np.ndarray or a.dtype is not x.dtype

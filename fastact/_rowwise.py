@@ -113,10 +113,11 @@ _NO_MASK = np.ones((1, 1), dtype=np.bool_)
 def _short_rows(x: Any, axis: Any, *others: Any) -> bool:
     """True when a call on x (and ``others``, None or arrays that must match
     it) may take the short path: C-contiguous float32 or float64 arrays of one
-    shape, the axis the last one, below the parallel threshold. ``out`` (the
+    shape and at least one dimension, the axis the last one, below the
+    parallel threshold. ``out`` (the
     last of ``others``) must also be writeable and share no memory with the
     inputs, which the kernels read again after writing a row."""
-    if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64)
+    if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64) or not x.ndim
             or not x.flags.c_contiguous or not 0 < x.size < _rowwise_kernels.PARALLEL_THRESHOLD
             or type(axis) is not int or not (axis == -1 or axis == x.ndim - 1)):
         return False
@@ -145,7 +146,7 @@ def _short_groups(x: Any, axis: Any, k: int, g: Any = None) -> tuple | None:
     along its last axis and grad_output (None, or an array of the result's
     shape) as rows of the result; None for a call the short path does not
     take (see _short_rows; no out=)."""
-    if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64)
+    if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64) or not x.ndim
             or not x.flags.c_contiguous or not 0 < x.size < _rowwise_kernels.PARALLEL_THRESHOLD
             or type(axis) is not int or not (axis == -1 or axis == x.ndim - 1) or x.shape[-1] % k):
         return None

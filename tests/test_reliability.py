@@ -290,3 +290,23 @@ def test_functions_pickle_by_reference():
     objs = [*fa.ELEMENTWISE, *fa.ROWWISE, fa.prelu, fa.mse_loss, fa.cross_entropy, gelu_erf, gelu_tanh]
     for f in objs:
         assert pickle.loads(pickle.dumps(f)) is f, f.name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zero_dimensional_arrays_on_every_short_path(dtype):
+    """0-d arrays get what the regular path gives them, whichever short paths
+    exist: an error that says so where an axis is needed, NumPy scalars
+    elsewhere (also after the compiled entry points are in place)."""
+    x, w = np.array(0.5, dtype), np.full(1, 0.25, dtype)
+    for _ in range(2):  # the second round runs with every short path enabled
+        fa.softmax(np.ones((2, 4), dtype)), fa.glu(np.ones(4, dtype)), fa.maxout(np.ones(4, dtype), pool_size=2)
+        fa.cross_entropy(np.ones((2, 3), dtype), np.zeros(2, np.intp))
+        for call in (lambda: fa.softmax(x), lambda: fa.log_softmax.backward(x, x), lambda: fa.softmax.backward(x, y=x),
+                     lambda: fa.glu(x), lambda: fa.glu.backward(x, x), lambda: fa.maxout(x, pool_size=1),
+                     lambda: fa.maxout.backward(x, x, pool_size=1),
+                     lambda: fa.cross_entropy(x, np.array(0)), lambda: fa.cross_entropy.backward(x, np.array(0))):
+            with pytest.raises(ValueError, match="at least one dimension"):
+                call()
+        for v in (fa.relu(x), fa.relu.backward(x, x), fa.prelu(x, w), fa.prelu.backward(x, x, w)[0],
+                  fa.mse_loss(x, x, reduction="none"), fa.mse_loss.backward(x, x), fa.mse_loss(x, x)):
+            assert type(v) is np.dtype(dtype).type

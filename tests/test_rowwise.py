@@ -426,6 +426,10 @@ def test_prelu_short_path(shape, nw, axis, monkeypatch):
     assert got[0] is gi
     np.testing.assert_array_equal(gi, gx)
     np.testing.assert_array_equal(got[1], gw)
+    if nw == 1:  # a 0-d weight: a NumPy scalar gradient, as from the regular path
+        gw0 = fa.prelu.backward(g, x, w.reshape(()), axis=axis)[1]
+        assert type(gw0) is np.float32
+        np.testing.assert_array_equal(gw0, gw[0])
     monkeypatch.setattr(_rowwise_kernels, "PARALLEL_THRESHOLD", 1)
     par = fa.prelu.backward(g, x, w, axis=axis)
     np.testing.assert_array_equal(fa.prelu(x, w, axis=axis), y)
