@@ -112,14 +112,27 @@ _NO_MASK = np.ones((1, 1), dtype=np.bool_)
 
 def _short_rows(x: Any, axis: Any, *others: Any) -> bool:
     """True when a call on x (and ``others``, None or arrays that must match
-    it) may take the short path: C-contiguous float32 or float64 arrays of one
-    shape and at least one dimension, the axis the last one, below the
-    parallel threshold. ``out`` (the
-    last of ``others``) must also be writeable and share no memory with the
-    inputs, which the kernels read again after writing a row."""
+    it) may take the short path along the last axis (see _short_arrays)."""
+    return type(axis) is int and _short_arrays(x, others) and (axis == -1 or axis == x.ndim - 1)
+
+
+def _short_cols(x: Any, axis: Any, kind: str, *others: Any) -> int | None:
+    """The axis, normalized, of a call on x along another axis than the last
+    that the column kernels serve (_across) and the short path may take (see
+    _short_arrays); else None."""
+    if type(axis) is not int or not _short_arrays(x, others) or not -x.ndim <= axis < x.ndim - 1:
+        return None
+    ax = axis % x.ndim
+    return ax if ax < x.ndim - 1 and _across(x.shape, ax, False, kind) else None
+
+
+def _short_arrays(x: Any, others: tuple) -> bool:
+    """The short path's arrays: C-contiguous float32 or float64 arrays of one
+    shape and at least one dimension, below the parallel threshold. ``out``
+    (the last of ``others``, or None) must also be writeable and share no
+    memory with the inputs, which the kernels read again after writing."""
     if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64) or not x.ndim
-            or not x.flags.c_contiguous or not 0 < x.size < _rowwise_kernels.PARALLEL_THRESHOLD
-            or type(axis) is not int or not (axis == -1 or axis == x.ndim - 1)):
+            or not x.flags.c_contiguous or not 0 < x.size < _rowwise_kernels.PARALLEL_THRESHOLD):
         return False
     for o in others:
         if o is not None and (type(o) is not np.ndarray or o.dtype is not x.dtype
@@ -197,11 +210,17 @@ class _SoftmaxFamily:
 
     def __call__(self, x: Any, *, axis: int = -1, where: Any = None,
                  out: np.ndarray | None = None) -> Any:
-        if where is None and _short_rows(x, axis, out):
-            y = np.empty_like(x) if out is None else out
-            _run_short("softmax_rows", _as_rows(x), _as_rows(y), self._signs[x.dtype],
-                       self._mode, _NO_MASK, False)
-            return y
+        if where is None:
+            if _short_rows(x, axis, out):
+                y = np.empty_like(x) if out is None else out
+                _run_short("softmax_rows", _as_rows(x), _as_rows(y), self._signs[x.dtype],
+                           self._mode, _NO_MASK, False)
+                return y
+            ax = _short_cols(x, axis, "forward", out)
+            if ax is not None:
+                y = np.empty_like(x) if out is None else out
+                _run_short("softmax_cols", _cols(x, ax), _cols(y, ax), self._signs[x.dtype], self._mode)
+                return y
         fname = self.name
         other = backend(fname, x=x, where=where, out=out)
         if other is not None:
@@ -254,6 +273,16 @@ class _SoftmaxFamily:
             gx = np.empty_like(a) if out is None else out
             _run_short("softmax_backward_rows", _as_rows(grad_output), _as_rows(y), _as_rows(gx),
                        sign, self._mode, _NO_MASK, False)
+            return gx
+        ax = _short_cols(a, axis, "backward", grad_output, out) if where is None else None
+        if ax is not None:
+            sign = self._signs[a.dtype]
+            if y is None:
+                y = np.empty_like(x)
+                _run_short("softmax_cols", _cols(x, ax), _cols(y, ax), sign, self._mode)
+            gx = np.empty_like(a) if out is None else out
+            _run_short("softmax_backward_cols", _cols(grad_output, ax), _cols(y, ax), _cols(gx, ax),
+                       sign, self._mode)
             return gx
         other = backend(fname, grad_output=grad_output, x=x, y=y, where=where, out=out)
         if other is not None:

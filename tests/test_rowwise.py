@@ -293,6 +293,31 @@ def test_family_short_path_matches_the_regular_path(family, dtype, shape, monkey
         f(x, axis=True)
 
 
+@pytest.mark.parametrize("shape, axis", [((64, 16), 0), ((3, 40, 17), -2), ((2, 5, 3, 8), 1)])
+def test_family_short_path_along_other_axes(family, dtype, shape, axis, monkeypatch):
+    """Small C-contiguous calls along an axis the column kernels serve go
+    straight to them: the regular path's bits, fresh and into out=."""
+    from fastact import _rowwise
+
+    f = family[0]
+    x = _x(shape, dtype)
+    g = _x(shape, dtype, seed=7)
+    y = f(x.view(_Sub), axis=axis)
+    regular = [np.asarray(v) for v in (y, f.backward(g.view(_Sub), x.view(_Sub), axis=axis),
+                                       f.backward(g.view(_Sub), y=np.asarray(y), axis=axis))]
+    taken = []
+    run = _rowwise._run_short
+    monkeypatch.setattr(_rowwise, "_run_short", lambda *a: (taken.append(a[0]), run(*a)))
+    y = np.asarray(y)
+    o = np.empty_like(x)
+    got = [f(x, axis=axis), f.backward(g, x, axis=axis), f.backward(g, y=y, axis=axis, out=o)]
+    assert got[2] is o
+    assert taken == ["softmax_cols", "softmax_cols", "softmax_backward_cols", "softmax_backward_cols"]
+    for a, b in zip(regular, got, strict=True):
+        assert type(b) is np.ndarray and b.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+
+
 def _read_only(x):
     r = np.empty_like(x)
     r.flags.writeable = False
