@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from fastact import _loss_kernels
-from fastact._arrays import F32, F64, Arg, check_out, finish, normalize_axis
+from fastact._arrays import F64, Arg, check_out, finish, normalize_axis
 from fastact._dispatch import backend, check_host
 from fastact._loss_kernels import kernel
+from fastact._rowwise import _short_arrays
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -91,22 +92,14 @@ _INTP = np.dtype(np.intp)
 
 
 def _short(a: Any, *others: Any) -> bool:
-    """Whether a loss call may take the short path: C-contiguous float32 or
-    float64 ``a`` of at least one dimension (a 0-d one's results are NumPy
-    scalars, from the regular path) below the parallel threshold, and ``others`` (None or
-    arrays) C-contiguous of its dtype and shape. The short path calls the
-    serial kernel's compiled entry point (KernelFamily.run_serial) and skips
-    the argument handling, which costs several times the kernel on small
-    arrays; it takes no out=. Anything else, and every error, goes the
-    regular way."""
-    if (type(a) is not np.ndarray or (a.dtype is not F32 and a.dtype is not F64) or not a.ndim
-            or not a.flags.c_contiguous or not 0 < a.size < _loss_kernels.PARALLEL_THRESHOLD):
-        return False
-    for o in others:
-        if o is not None and (type(o) is not np.ndarray or o.dtype is not a.dtype
-                              or o.shape != a.shape or not o.flags.c_contiguous):
-            return False
-    return True
+    """Whether a loss call may take the short path: ``a`` and ``others``
+    (None or arrays) as the row kernels' short path takes them (see
+    fastact._rowwise._short_arrays), below the loss kernels' parallel
+    threshold, and no out=. The short path calls the serial kernel's compiled
+    entry point (KernelFamily.run_serial) and skips the argument handling,
+    which costs several times the kernel on small arrays; anything else, and
+    every error, goes the regular way."""
+    return _short_arrays(a, (*others, None), _loss_kernels.PARALLEL_THRESHOLD)
 
 
 def _short_factor(grad_output: Any, reduction: str, count: int, factor: float,

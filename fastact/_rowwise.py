@@ -113,26 +113,30 @@ _NO_MASK = np.ones((1, 1), dtype=np.bool_)
 def _short_rows(x: Any, axis: Any, *others: Any) -> bool:
     """True when a call on x (and ``others``, None or arrays that must match
     it) may take the short path along the last axis (see _short_arrays)."""
-    return type(axis) is int and _short_arrays(x, others) and (axis == -1 or axis == x.ndim - 1)
+    return (type(axis) is int and _short_arrays(x, others, _rowwise_kernels.PARALLEL_THRESHOLD)
+            and (axis == -1 or axis == x.ndim - 1))
 
 
 def _short_cols(x: Any, axis: Any, kind: str, *others: Any) -> int | None:
     """The axis, normalized, of a call on x along another axis than the last
     that the column kernels serve (_across) and the short path may take (see
     _short_arrays); else None."""
-    if type(axis) is not int or not _short_arrays(x, others) or not -x.ndim <= axis < x.ndim - 1:
+    if (type(axis) is not int or not _short_arrays(x, others, _rowwise_kernels.PARALLEL_THRESHOLD)
+            or not -x.ndim <= axis < x.ndim - 1):
         return None
     ax = axis % x.ndim
     return ax if ax < x.ndim - 1 and _across(x.shape, ax, False, kind) else None
 
 
-def _short_arrays(x: Any, others: tuple) -> bool:
+def _short_arrays(x: Any, others: tuple, limit: int) -> bool:
     """The short path's arrays: C-contiguous float32 or float64 arrays of one
-    shape and at least one dimension, below the parallel threshold. ``out``
-    (the last of ``others``, or None) must also be writeable and share no
-    memory with the inputs, which the kernels read again after writing."""
+    shape and at least one dimension (a 0-d one's results are NumPy scalars,
+    from the regular path), below ``limit`` elements (the kernels' parallel
+    threshold). ``out`` (the last of ``others``, or None) must also be
+    writeable and share no memory with the inputs, which the kernels read
+    again after writing."""
     if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64) or not x.ndim
-            or not x.flags.c_contiguous or not 0 < x.size < _rowwise_kernels.PARALLEL_THRESHOLD):
+            or not x.flags.c_contiguous or not 0 < x.size < limit):
         return False
     for o in others:
         if o is not None and (type(o) is not np.ndarray or o.dtype is not x.dtype
