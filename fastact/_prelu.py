@@ -128,8 +128,7 @@ def _block_shape(shape: tuple, nw: int, ax: int | None) -> tuple:
     if nw == 1 or ax is None:
         k = math.gcd(n, 256) or 1
         return (k, 1, n // k)
-    outer = math.prod(shape[:ax])
-    return (outer, shape[ax], n // (outer * shape[ax]))
+    return (math.prod(shape[:ax]), shape[ax], math.prod(shape[ax + 1:]))
 
 
 def _fast_blocks(x: Any, weight: Any, axis: Any, g: Any, out: Any) -> tuple | None:
@@ -172,7 +171,7 @@ def _run(name: str, *args: np.ndarray) -> None:
 def _backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, gx: np.ndarray) -> np.ndarray:
     """gx from (outer, C, inner) blocks; returns the weight's gradient, one
     float64 per channel (summed over the channels for a single weight)."""
-    parts = np.empty((min(x.shape[0], GRAD_TASKS), x.shape[1]), dtype=np.float64)
+    parts = np.empty((max(1, min(x.shape[0], GRAD_TASKS)), x.shape[1]), dtype=np.float64)
     _run("prelu_backward_blocks", g, x, w, gx, parts)
     gw = parts.sum(axis=0)
     return gw.sum(keepdims=True) if w.size == 1 else gw

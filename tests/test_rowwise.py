@@ -493,6 +493,17 @@ def test_glu_and_maxout_short_paths(dtype, shape, monkeypatch):
     assert taken == []
 
 
+@pytest.mark.parametrize("shape, nw", [((0, 3), 3), ((0, 3, 4), 3), ((2, 3, 0), 3), ((0,), 1), ((0, 3), 1)])
+def test_prelu_empty(dtype, shape, nw):
+    """Empty inputs: empty results, and a weight gradient of zeros."""
+    x = np.zeros(shape, dtype)
+    w = np.full(nw, 0.25, dtype)
+    assert fa.prelu(x, w).shape == shape
+    gx, gw = fa.prelu.backward(x, x, w)
+    assert gx.shape == shape and gw.dtype == dtype
+    np.testing.assert_array_equal(gw, np.zeros(nw, dtype))
+
+
 def test_prelu_nan_and_errors():
     y = fa.prelu(np.array([np.nan, -1.0]), np.array([0.25]))
     assert np.isnan(y[0]) and y[1] == -0.25
