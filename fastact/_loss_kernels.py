@@ -65,6 +65,7 @@ def cross_entropy_rows(x, target, losses):
     is NaN), as in PyTorch. A target outside [0, n) is counted, not read.
     """
     rows, n = x.shape
+    T = x.dtype.type
     per = _rows_per_task(n)
     bad = 0
     for b in prange((rows + per - 1) // per):
@@ -74,8 +75,7 @@ def cross_entropy_rows(x, target, losses):
             if t < 0 or t >= n:
                 bad += 1
                 continue
-            one = x.dtype.type(1)
-            m = _signed_max(x[r], one)
+            m = _signed_max(x[r], T(1))
             _exp_row(x[r], buf, m)
             rest = _rest(buf, t)
             et = np.float64(buf[t])

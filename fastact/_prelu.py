@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from fastact import _rowwise, _rowwise_kernels
-from fastact._arrays import F32, F64, Arg, check_out, finish, normalize_axis
+from fastact import _rowwise_kernels
+from fastact._arrays import Arg, check_out, finish, normalize_axis
 from fastact._dispatch import backend
+from fastact._rowwise import _short_arrays
 from fastact._rowwise_kernels import kernel
 
 # Partial sums of the weight's gradient: at most this many per channel, a
@@ -138,21 +139,12 @@ def _fast_blocks(x: Any, weight: Any, axis: Any, g: Any, out: Any) -> tuple | No
     0-d: its gradient is then a NumPy scalar, from the regular path), an
     integer axis, out= writeable and apart from the inputs (or one of x and
     grad_output exactly). The regular path takes, and reports, the rest."""
-    if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64) or not x.ndim
-            or not x.flags.c_contiguous or not x.size or type(weight) is not np.ndarray
-            or weight.dtype is not x.dtype or not weight.flags.c_contiguous or not weight.ndim
-            or type(axis) is not int):
+    in_place = out is not None and (out is x or out is g)  # each element read before written
+    if (not _short_arrays(x, (g, None if in_place else out), math.inf)
+            or type(weight) is not np.ndarray or weight.dtype is not x.dtype
+            or not weight.flags.c_contiguous or not weight.ndim or type(axis) is not int
+            or out is not None and (not out.flags.writeable or np.may_share_memory(out, weight))):
         return None
-    for a in (g, out):
-        if a is not None and (type(a) is not np.ndarray or a.dtype is not x.dtype
-                              or a.shape != x.shape or not a.flags.c_contiguous):
-            return None
-    if out is not None:
-        if not out.flags.writeable or np.may_share_memory(out, weight):
-            return None
-        for a in (x, g):
-            if a is not None and out is not a and np.may_share_memory(out, a):
-                return None
     nw, nd = weight.size, x.ndim
     if nw == 1 or nd < 2:
         return _block_shape(x.shape, 1, None) if nw == 1 else None
@@ -162,8 +154,9 @@ def _fast_blocks(x: Any, weight: Any, axis: Any, g: Any, out: Any) -> tuple | No
 
 
 def _run(name: str, *args: np.ndarray) -> None:
+    """The kernel through its serial entry point below the parallel threshold."""
     if args[0].size < _rowwise_kernels.PARALLEL_THRESHOLD:
-        _rowwise._run_short(name, *args)
+        kernel.run_serial(name, *args)
     else:
         kernel(name, args[0].size)(*args)
 

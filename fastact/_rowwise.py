@@ -163,9 +163,7 @@ def _short_groups(x: Any, axis: Any, k: int, g: Any = None) -> tuple | None:
     along its last axis and grad_output (None, or an array of the result's
     shape) as rows of the result; None for a call the short path does not
     take (see _short_rows; no out=)."""
-    if (type(x) is not np.ndarray or (x.dtype is not F32 and x.dtype is not F64) or not x.ndim
-            or not x.flags.c_contiguous or not 0 < x.size < _rowwise_kernels.PARALLEL_THRESHOLD
-            or type(axis) is not int or not (axis == -1 or axis == x.ndim - 1) or x.shape[-1] % k):
+    if not _short_rows(x, axis, None) or x.shape[-1] % k:
         return None
     n = x.shape[-1]
     if g is None:
