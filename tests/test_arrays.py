@@ -174,16 +174,19 @@ def test_strided_rows_match_a_contiguous_copy(f, dtype, monkeypatch):
 def _tile_views(dtype=np.float32):
     base = _x(dtype, (9, 40), seed=5)
     flat = _x(dtype, (301,), seed=6)
+    odd = _x(dtype, (9, 41), seed=10)
     base3 = _x(dtype, (4, 6, 10), seed=7)
     nchw = _x(dtype, (3, 4, 5, 6), seed=8)
     five = _x(dtype, (2, 3, 4, 5, 6), seed=9)
     return {  # the view, its collapsed (outer, batch, rows, cols), None: left to the ufuncs
         "transposed": (base.T, (1, 1, 40, 9)),
         "1-d step 2": (flat[::2], (1, 1, 1, 151)),
+        "1-d step 2 from 1": (flat[1::2], (1, 1, 1, 150)),  # not on an 8-byte boundary
         "1-d reversed": (flat[::-1], (1, 1, 1, 301)),
         "rows reversed": (base[:, ::-1], (1, 1, 9, 40)),
         "rows, step 2": (base[:, :30:2], (1, 1, 9, 15)),
         "inner stride": (base[:, ::2], (1, 1, 1, 180)),
+        "odd rows, step 2": (odd[:, ::2], (1, 1, 9, 21)),  # rows start on both halves of a word
         "both reversed": (base[::-1, ::-3], (1, 1, 9, 14)),
         "reversed rows": (base[::-1, 3:35], (1, 1, 9, 32)),
         "short rows": (base[:, 3:35], (1, 1, 9, 32)),
