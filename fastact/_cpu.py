@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import threading
 
+import llvmlite.binding as llvm
 import numba
 import numpy as np
 from numba import prange, types
@@ -196,6 +197,29 @@ _OWN_OFFSET = frozenset({
     ("gelu_erf", "forward"), ("gelu_erf", "backward"), ("gelu_erf", "grad"),
     ("gelu_tanh", "backward"), ("gelu_tanh", "grad"),
 })
+
+# On AMD's Zen the memory-bound loops run faster from the arrays' own
+# offset, and the others the same: 2 threads, 2^24 float32, the ratio to
+# PyTorch's kernel with out= in the same process (medians of 5 runs, each
+# the median of 21 calls, alternating), aligned -> own offset: relu 0.91 ->
+# 1.01, relu backward 0.85 -> 1.01, hardtanh backward 0.85 -> 1.02,
+# leaky_relu backward 0.87 -> 1.05, sigmoid and tanh backward from y 0.88
+# and 0.89 -> 1.02; sigmoid, silu, gelu, tanh, softplus and hardsigmoid
+# forward within 0.03 (Zen 4, AVX-512; the other generations not measured).
+
+
+def _cpu_name() -> str:
+    """The CPU Numba compiles for (``NUMBA_CPU_NAME``, else the host's), a
+    part of the key of its on-disk cache entries: a kernel bound to a
+    choice made from it is never loaded on a CPU that would choose
+    otherwise."""
+    return numba.config.CPU_NAME or llvm.get_host_cpu_name()
+
+
+def aligned(defn, kind: str) -> bool:
+    """Whether the parallel flat loop of one kind starts its blocks on
+    64-byte boundaries (``ALIGN``) on this CPU."""
+    return not _cpu_name().startswith("znver") and (defn.name, kind) not in _OWN_OFFSET
 
 
 @intrinsic
@@ -563,7 +587,7 @@ def loop(defn, kind: str, parallel: bool = True):
     blocks, see blocks_1_1) or serial."""
     if parallel:
         fn = specialize(_BLOCKS_TEMPLATES[kind], f"{defn.name}_{kind}_parallel",
-                        flat=loop(defn, kind, False), ALIGN=(defn.name, kind) not in _OWN_OFFSET)
+                        flat=loop(defn, kind, False), ALIGN=aligned(defn, kind))
     else:
         fn = specialize(_LOOP_TEMPLATES[kind], f"{defn.name}_{kind}_serial", **_scalars(defn))
     return jit(parallel=parallel)(fn)

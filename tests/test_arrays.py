@@ -278,12 +278,16 @@ def test_blocks_cover_the_array_from_line_starts(dtype):
 @pytest.mark.parametrize("name, fixed", [("relu", False), ("gelu_erf", True), ("leaky_relu", False)])
 def test_blocks_match_the_serial_loop(name, fixed):
     """The parallel flat loop, for any thread count and any start within a
-    cache line, aligned (relu, leaky_relu) or not (gelu's forward: see
-    _OWN_OFFSET): the serial loop's bits, every kind."""
+    cache line, aligned or not as this CPU's choice says (on CPUs other than
+    AMD's, relu and leaky_relu aligned, gelu's forward not: see _OWN_OFFSET):
+    the serial loop's bits, every kind."""
     from fastact import _cpu
 
     defn = next(d for d in _definitions() if d.name == name)
     assert ((name, "forward") in _cpu._OWN_OFFSET) == fixed
+    for kind in ("forward", "backward"):
+        bound = _cpu.loop(defn, kind, True).py_func.__globals__["ALIGN"]
+        assert bound == _cpu.aligned(defn, kind)
     rng = np.random.default_rng(5)
     for dtype in (np.float32, np.float64):
         params = tuple(dtype(0.1) for _ in defn.param_names)
@@ -311,6 +315,19 @@ def _definitions():
             if d is not None and d not in seen:
                 seen.append(d)
     return seen
+
+
+def test_alignment_by_cpu(monkeypatch):
+    """Blocks on 64-byte boundaries but for the kernels of _OWN_OFFSET; none
+    on AMD's Zen."""
+    from fastact import _cpu
+
+    defns = {d.name: d for d in _definitions()}
+    monkeypatch.setattr(_cpu, "_cpu_name", lambda: "rocketlake")
+    assert _cpu.aligned(defns["relu"], "forward") and _cpu.aligned(defns["relu"], "backward")
+    assert not _cpu.aligned(defns["gelu_erf"], "forward")
+    monkeypatch.setattr(_cpu, "_cpu_name", lambda: "znver4")
+    assert not any(_cpu.aligned(d, kind) for d in defns.values() for kind in _cpu._BLOCKS_TEMPLATES)
 
 
 def test_own_offset_names_real_kernels():
