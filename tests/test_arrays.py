@@ -392,6 +392,24 @@ def test_tiles_match_a_contiguous_copy(f, dtype, monkeypatch):
     assert calls == []
 
 
+def test_tile_layouts_are_kept_by_shape_and_strides(monkeypatch):
+    """A layout is worked out once per shapes and strides (and tile size) and
+    serves every array of that layout with its own memory."""
+    from fastact import _cpu
+
+    monkeypatch.setattr(_cpu, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(_cpu, "MIN_ROW", 10**9)
+    monkeypatch.setattr(_cpu, "_LAYOUTS", {})
+    a, b = _x(np.float32, (9, 40), seed=11), _x(np.float32, (9, 40), seed=12)
+    for view in (lambda v: v[:, ::2], lambda v: v[::-1, ::3]):
+        for x in (a, b, a[1:], b[1:]):
+            np.testing.assert_array_equal(fa.sigmoid(view(x)), fa.sigmoid(np.ascontiguousarray(view(x))))
+    assert len(_cpu._LAYOUTS) == 4  # two views of two shapes
+    monkeypatch.setattr(_cpu, "TILE", 48)
+    np.testing.assert_array_equal(fa.sigmoid(a[:, ::2]), fa.sigmoid(np.ascontiguousarray(a[:, ::2])))
+    assert len(_cpu._LAYOUTS) == 5
+
+
 def test_non_native_byte_order(function):
     x = _x(np.float64)
     big = x.astype(">f8")
