@@ -170,6 +170,13 @@ def logistic_parts(x, eh, el):
 
 
 @scalar_jit
+def _held32(x):
+    """A float32 x held to [-200, 200] in float32, in float64; NaN passes."""
+    T = type(x)
+    return wide(_vmath.where(x < T(-200), T(-200), _vmath.where(x > T(200), T(200), x)))
+
+
+@scalar_jit
 def logistic_e32(x, beta):
     """For a float32 x: z = beta x in float64 (exact, the product of two
     float32; beta None for 1) held to [-200, 200], e = e^-z (exp_lean) and
@@ -182,7 +189,9 @@ def logistic_e32(x, beta):
     """
     T = type(x)
     if beta is None:  # 1: held in float32, half the vector registers
-        z = wide(_vmath.where(x < T(-200), T(-200), _vmath.where(x > T(200), T(200), x)))
+        z = _held32(x)
+    elif beta == 1:  # silu: a loop invariant, for which the loop is compiled too
+        z = _held32(x)  # (the same bits; one thread, in cache: 0.81 -> 0.73 ns per element)
     else:
         z = wide(x) * wide(beta)
         z = _vmath.where(z < -200.0, -200.0, _vmath.where(z > 200.0, 200.0, z))  # NaN passes
