@@ -188,10 +188,11 @@ def logistic_e32(x, beta):
     after rounding. Beyond 200 sigma rounds to 1 or 0 as it does at 200.
     """
     T = type(x)
-    if beta is None:  # 1: held in float32, half the vector registers
+    # beta None or 1 (silu; a loop invariant, for which LLVM compiles the
+    # loop too): held in float32, half the vector registers, the same bits
+    # (one thread, in cache: silu 0.77 -> 0.70 ns per element)
+    if beta is None or beta == 1:
         z = _held32(x)
-    elif beta == 1:  # silu: a loop invariant, for which the loop is compiled too
-        z = _held32(x)  # (the same bits; one thread, in cache: 0.81 -> 0.73 ns per element)
     else:
         z = wide(x) * wide(beta)
         z = _vmath.where(z < -200.0, -200.0, _vmath.where(z > 200.0, 200.0, z))  # NaN passes
