@@ -636,7 +636,7 @@ def _element_steps(arrays):
     return [n for n in shape if n != 1], steps
 
 
-def _tiles(arrays):
+def _tiles(arrays, nin=1):
     """``(grid, [(span, (base, sa, sb, s0, s1)), ...])`` for arrays of one
     shape whose axes collapse to at most four, (outer, batch, rows, cols),
     with element strides (sa, sb, s0, s1) in every array: span a flat view of
@@ -647,7 +647,12 @@ def _tiles(arrays):
 
     The layout depends on the shapes and strides only, and is kept for the
     next call with the same (its arithmetic in Python took 14 of the 19 us
-    of this function; a call on 2^17 float32 x[::2] took 54 us)."""
+    of this function; a call on 2^17 float32 x[::2] took 54 us).
+
+    The spans of the first ``nin`` arrays (the inputs) are read-only views,
+    whatever the caller's flags: Numba compiles a kernel per argument type,
+    read-only included, and a broadcast or read-only input would otherwise
+    compile each tile kernel a second time (5-8 s for a backward on 2 cores)."""
     key = (TILE, *((a.shape, a.strides, a.itemsize) for a in arrays))
     layout = _LAYOUTS.get(key)
     if layout is None:
@@ -658,8 +663,9 @@ def _tiles(arrays):
     if not layout:
         return None
     grid, places = layout
-    return grid, [(np.lib.stride_tricks.as_strided(a[first], shape=(n,), strides=(a.itemsize,)), place)
-                  for a, (first, n, place) in zip(arrays, places, strict=True)]
+    return grid, [(np.lib.stride_tricks.as_strided(a[first], shape=(n,), strides=(a.itemsize,),
+                                                   writeable=i >= nin), place)
+                  for i, (a, (first, n, place)) in enumerate(zip(arrays, places, strict=True))]
 
 
 # (TILE, then shape, strides and item size per array) -> _tile_layout's result
@@ -853,7 +859,7 @@ def _strided_launch(defn, kind, arrays):
     if layout is not None:
         rows, cols, views = layout
         return rows_loop(defn, kind), (*(v for pair in views for v in pair), rows, cols)
-    layout = _tiles(arrays)
+    layout = _tiles(arrays, _ARITY[kind])
     if layout is not None:
         grid, views = layout
         return tiles_loop(defn, kind), (*(v for pair in views for v in pair), grid)

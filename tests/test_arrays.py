@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
@@ -217,6 +218,7 @@ def test_tile_kernels_take_four_axis_layouts(view):
         assert 1 <= tr <= rows and 1 <= tc <= cols
         h, k, i, j = np.meshgrid(np.arange(outer), np.arange(batch), np.arange(rows),
                                  np.arange(cols), indexing="ij")
+        assert not views[0][0].flags.writeable and views[1][0].flags.writeable  # input, output
         for (span, (base, sa, sb, s0, s1)), a in zip(views, (x, out), strict=True):
             idx = base + h * sa + k * sb + i * s0 + j * s1
             assert idx.min() == 0 and idx.max() == span.size - 1
@@ -347,15 +349,17 @@ def test_tiles_match_a_contiguous_copy(f, dtype, monkeypatch):
     """Through the tile kernels (forced by a lowered threshold, with tiles
     smaller than the arrays): the bits of the contiguous path for every kind,
     with strided and broadcast grad_output, into C-ordered and strided out=,
-    in place; a partly overlapping out= goes to the ufuncs."""
+    in place; a partly overlapping out= goes to the ufuncs. Writable,
+    read-only (broadcast) and negatively strided inputs share one compiled
+    kernel per kind and dtype."""
     from fastact import _cpu
 
     monkeypatch.setattr(_cpu, "PARALLEL_THRESHOLD", 1)
     monkeypatch.setattr(_cpu, "MIN_ROW", 10**9)  # no row kernels
     monkeypatch.setattr(_cpu, "TILE", 48)
-    calls = []
+    calls, used = [], set()
     real = _cpu.tiles_loop
-    monkeypatch.setattr(_cpu, "tiles_loop", lambda *a: calls.append(a[1]) or real(*a))
+    monkeypatch.setattr(_cpu, "tiles_loop", lambda *a: calls.append(a[1]) or used.add(a) or real(*a))
     for name, (x, expected) in _tile_views(dtype).items():
         c = np.ascontiguousarray(x)
         g = np.linspace(-2, 2, c.size).reshape(c.shape).astype(dtype)
@@ -390,6 +394,10 @@ def test_tiles_match_a_contiguous_copy(f, dtype, monkeypatch):
     f(buf[:-1:2], out=buf[1::2])  # out one element ahead of x
     np.testing.assert_array_equal(buf[1::2], expected)
     assert calls == []
+    assert {kind for _, kind in used} >= {"forward", "grad", "backward", "value_and_grad"}
+    for args in used:
+        sigs = [s for s in real(*args).overloads if s[0].dtype == numba.from_dtype(dtype)]
+        assert len(sigs) == 1 and not sigs[0][0].mutable and sigs[0][-4].mutable, (args[1], sigs)
 
 
 def test_tile_layouts_are_kept_by_shape_and_strides(monkeypatch):
