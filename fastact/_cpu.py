@@ -39,7 +39,7 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from fastact._arrays import contiguous_flat, overlaps
-from fastact._compile import jit, scalar_jit, specialize, vectorize
+from fastact._compile import jit, scalar_jit, shared_jit, specialize, vectorize
 from fastact._threads import parallel_slot, threads
 from fastact._vmath import vector_loop
 
@@ -393,7 +393,7 @@ def _tile_done(buf, dst, place, k, r0, c0, m, n):
         _scatter(buf, dst, place, k, r0, c0, m, n)
 
 
-@scalar_jit
+@shared_jit
 def _gather(src, place, k, r0, c0, m, n, buf):
     base, sa, sb, s0, s1 = place
     p = _origin(place, k, r0, c0)
@@ -425,7 +425,7 @@ def _gather(src, place, k, r0, c0, m, n, buf):
                 buf[i * n + j] = src[np.uint64(q + j * s1)]
 
 
-@scalar_jit
+@shared_jit
 def _gather_halves(src, p, s0, m, n, buf):
     """_gather's rows of 4-byte elements at step 2, read as the low or high
     halves of 8-byte words: the step-2 loop of 4-byte elements is one vector
@@ -459,7 +459,7 @@ def _gather_halves(src, p, s0, m, n, buf):
             buf[i * n + j] = src[q + 2 * j]
 
 
-@scalar_jit
+@shared_jit
 def _scatter(buf, dst, place, k, r0, c0, m, n):
     base, sa, sb, s0, s1 = place
     p = _origin(place, k, r0, c0)

@@ -403,6 +403,28 @@ def test_tiles_match_a_contiguous_copy(f, dtype, monkeypatch):
         assert [a.mutable for a in spans] == [False] * nin + [True] * (len(spans) - nin), (args[1], sigs)
 
 
+def test_gather_is_compiled_once_and_called_out_of_line():
+    """The tile kernels call one compiled _gather per argument types instead
+    of inlining its loops into each kernel (most of a tile kernel's compile
+    time); its results are those of NumPy's indexing."""
+    import re
+
+    from fastact import _cpu
+
+    @numba.njit(cache=False)
+    def gather(src, place, buf):
+        _cpu._gather(src, place, (0, 0), 1, 2, 3, 4, buf)
+
+    src = np.arange(64, dtype=np.float32)
+    src.flags.writeable = False
+    buf = np.zeros(12, np.float32)
+    gather(src, (5, 0, 0, 10, 2), buf)  # element (r, c) at 5 + 10 r + 2 c
+    rows, cols = np.arange(1, 4)[:, None], np.arange(2, 6)
+    np.testing.assert_array_equal(buf, src[5 + 10 * rows + 2 * cols].ravel())
+    ir = gather.inspect_llvm(gather.signatures[0])
+    assert re.search(r"call [^\n]*@_ZN7fastact4_cpu7_gather", ir), "_gather inlined"  # its mangled name
+
+
 def test_tile_layouts_are_kept_by_shape_and_strides(monkeypatch):
     """A layout is worked out once per shapes and strides (and tile size) and
     serves every array of that layout with its own memory."""
