@@ -118,14 +118,18 @@ def _compiling_with_unswitching(dispatcher):
     return dispatcher
 
 
-def jit(fn: Callable | None = None, **options: Any):
-    """``numba.njit`` with fastact's options; usable as ``@jit`` or ``jit(parallel=True)(f)``."""
+def jit(fn: Callable | None = None, *, unswitch: bool = True, **options: Any):
+    """``numba.njit`` with fastact's options; usable as ``@jit`` or ``jit(parallel=True)(f)``.
+
+    ``unswitch=False`` compiles under LLVM's default unswitch limit instead
+    of the kernels' (for a kernel whose compile the raised limit slows and
+    whose speed it does not change)."""
 
     def make(f: Callable):
         dispatcher = numba.njit(**jit_options(**options))(f)
         if CACHE:
             dispatcher._cache = _TolerantCache(dispatcher.py_func)
-        return _compiling_with_unswitching(dispatcher)
+        return _compiling_with_unswitching(dispatcher) if unswitch else dispatcher
 
     return make if fn is None else make(fn)
 
@@ -229,8 +233,9 @@ class KernelFamily:
     the serial build runs instead.
     """
 
-    def __init__(self, kernels: dict, threshold: Callable[[], int]):
+    def __init__(self, kernels: dict, threshold: Callable[[], int], plain_unswitch=frozenset()):
         self._kernels = kernels
+        self._plain_unswitch = plain_unswitch  # names compiled under LLVM's default unswitch limit
         self._threshold = threshold
         self.compiled = functools.cache(self._compile)
         self._entries: dict = {}
@@ -238,7 +243,7 @@ class KernelFamily:
     def _compile(self, name: str, parallel: bool):
         # Serial and parallel builds of one function need cache entries of their own.
         fn = specialize(self._kernels[name], f"{name}_{'parallel' if parallel else 'serial'}")
-        return jit(parallel=parallel)(fn)
+        return jit(parallel=parallel, unswitch=name not in self._plain_unswitch)(fn)
 
     def _launch_parallel(self, name: str, *args):
         from fastact._threads import parallel_slot

@@ -186,3 +186,31 @@ def test_kernels_compile_with_loop_unswitching():
     finally:
         _compile._set_unswitch_threshold = real
     assert seen == [_compile._UNSWITCH_KERNELS, _compile._UNSWITCH_DEFAULT]
+
+
+def test_maxout_backward_compiles_under_the_default_unswitch_limit(monkeypatch):
+    """maxout's backward (whose compile the raised limit made 7x slower, at
+    the same speed) compiles without touching the limit; the other row
+    kernels, and a kernel asked for with unswitch=False, as documented."""
+    from fastact import _compile, _rowwise_kernels
+
+    seen = []
+    real = _compile._set_unswitch_threshold
+    monkeypatch.setattr(_compile, "_set_unswitch_threshold", lambda n: (seen.append(n), real(n)))
+    x = np.array([[1.0, 3.0, -2.0, 5.0]])
+    g = np.array([[10.0, 20.0]])
+    family = _rowwise_kernels.kernel
+    family.compiled.cache_clear()
+    try:
+        k = family.compiled("maxout_backward_rows", False)
+        out = np.empty_like(x)
+        k(g, x, out, 2)
+        np.testing.assert_array_equal(out, [[0.0, 10.0, 0.0, 20.0]])
+        assert seen == []
+        family.compiled("maxout_rows", False)(x, np.empty((1, 2)), 2)
+        assert seen == [_compile._UNSWITCH_KERNELS, _compile._UNSWITCH_DEFAULT]
+    finally:
+        family.compiled.cache_clear()
+    seen.clear()
+    assert _compile.jit(lambda a: a + 1.0, unswitch=False)(1.0) == 2.0
+    assert seen == []
